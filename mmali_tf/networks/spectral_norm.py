@@ -1,0 +1,283 @@
+"""Spectral normalisation that behaves like ``torch.nn.utils.spectral_norm``.
+
+Keras 3's ``keras.layers.SpectralNormalization`` overwrites the wrapped kernel with ``kernel / sigma`` on every
+training call, so the optimiser updates the *normalised* weight and no gradient flows through ``sigma``. PyTorch
+does something else, and this module reproduces it:
+
+* the trainable variable is the raw weight (PyTorch's ``weight_orig``; here ``kernel``), which a forward pass never
+  modifies;
+* two persistent, non-trainable vectors ``u`` (length ``out``) and ``v`` (length ``in``), initialised from N(0, 1) and
+  normalised;
+* with ``W`` the weight as an ``[out, in]`` matrix (for a Keras kernel: ``reshape(kernel, [-1, out])`` transposed), a
+  training-mode forward first runs one power iteration with ``W`` held constant::
+
+      v <- normalize(W^T u),   u <- normalize(W v),   normalize(x) = x / max(||x||_2, eps),  eps = 1e-12
+
+  stores ``u`` and ``v``, and then uses ``W / sigma`` with ``sigma = u^T W v``. ``u`` and ``v`` are constants for
+  autodiff, but ``sigma`` is a function of ``W``, so the gradient flows through ``sigma``;
+* an inference-mode forward uses the stored ``u`` and ``v`` and updates nothing.
+
+Column order: PyTorch flattens a conv weight ``[out, in, kh, kw]`` to ``[out, in*kh*kw]``, this module flattens the
+Keras kernel ``[kh, kw, in, out]`` to ``[out, kh*kw*in]``. The two differ by a permutation of the columns (and so of the
+entries of ``v``), which changes neither the singular values nor the power iteration.
+
+``u`` and ``v`` are created with ``aggregation="only_first_replica"``, so they can be assigned from replica context
+under ``tf.distribute.MirroredStrategy``. Everything is plain TF ops, so the layers run under
+``tf.function(jit_compile=True)`` and inside a ``tf.GradientTape``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import keras
+import tensorflow as tf
+
+EPS = 1e-12
+"""PyTorch's default ``eps`` for ``spectral_norm``."""
+
+INIT_STDDEV = 0.02
+"""Standard deviation of the N(0, 0.02) weight initialisation used throughout the reference code."""
+
+_PACKAGE = "mmali_tf"
+
+
+def l2_normalize(x: tf.Tensor, eps: float = EPS) -> tf.Tensor:
+    """``x / max(||x||_2, eps)``, like ``torch.nn.functional.normalize(x, dim=0, eps=eps)`` for a vector."""
+    return x / tf.maximum(tf.norm(x), tf.cast(eps, x.dtype))
+
+
+def normal_init(stddev: float = INIT_STDDEV) -> keras.initializers.Initializer:
+    """A *fresh* ``RandomNormal(0, stddev)`` initialiser.
+
+    An unseeded Keras 3 initialiser draws its seed once, at construction, so sharing one instance between layers would
+    give them identical weights. Every layer must get its own instance.
+    """
+    return keras.initializers.RandomNormal(mean=0.0, stddev=stddev)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class UnitNormal(keras.initializers.RandomNormal):
+    """A vector drawn from N(0, 1) and scaled to unit L2 norm (PyTorch's initial ``u`` and ``v``)."""
+
+    def __init__(self, eps: float = EPS, seed=None):
+        super().__init__(mean=0.0, stddev=1.0, seed=seed)
+        self.eps = eps
+
+    def __call__(self, shape, dtype=None):
+        return l2_normalize(tf.convert_to_tensor(super().__call__(shape, dtype=dtype)), self.eps)
+
+    def get_config(self):
+        return {"eps": self.eps, "seed": super().get_config()["seed"]}
+
+
+class _SpectralNormLayer(keras.layers.Layer):
+    """Shared machinery: raw ``kernel`` (+ ``bias``) and the ``sn_u``/``sn_v`` power-iteration vectors."""
+
+    def __init__(
+        self,
+        *,
+        use_bias: bool = True,
+        kernel_initializer=None,
+        bias_initializer="zeros",
+        eps: float = EPS,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.use_bias = bool(use_bias)
+        if kernel_initializer is None:
+            kernel_initializer = normal_init()
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.eps = float(eps)
+        self.kernel = None
+        self.bias = None
+        self.sn_u = None
+        self.sn_v = None
+
+    def _build_weights(self, kernel_shape: Sequence[int]) -> None:
+        out_dim = int(kernel_shape[-1])
+        in_dim = math.prod(int(d) for d in kernel_shape[:-1])
+        self.kernel = self.add_weight(
+            name="kernel", shape=tuple(kernel_shape), initializer=self.kernel_initializer, trainable=True
+        )
+        if self.use_bias:
+            self.bias = self.add_weight(name="bias", shape=(out_dim,), initializer=self.bias_initializer, trainable=True)
+        self.sn_u = self.add_weight(
+            name="sn_u",
+            shape=(out_dim,),
+            initializer=UnitNormal(self.eps),
+            trainable=False,
+            aggregation="only_first_replica",
+        )
+        self.sn_v = self.add_weight(
+            name="sn_v",
+            shape=(in_dim,),
+            initializer=UnitNormal(self.eps),
+            trainable=False,
+            aggregation="only_first_replica",
+        )
+
+    def _kernel_matrix(self) -> tf.Tensor:
+        """The kernel as ``[in, out]`` (``K``); PyTorch's ``[out, in]`` weight matrix is ``W = K^T``."""
+        kernel = tf.convert_to_tensor(self.kernel)
+        return tf.reshape(kernel, [-1, kernel.shape[-1]])
+
+    def _power_iteration(self, k_mat: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """One power-iteration step with the weight held constant; stores and returns the new ``(u, v)``."""
+        k_const = tf.stop_gradient(k_mat)
+        u = tf.convert_to_tensor(self.sn_u)
+        v = l2_normalize(tf.linalg.matvec(k_const, u), self.eps)  # W^T u = K u
+        u = l2_normalize(tf.linalg.matvec(k_const, v, transpose_a=True), self.eps)  # W v = K^T v
+        u = tf.stop_gradient(u)
+        v = tf.stop_gradient(v)
+        self.sn_u.assign(u)
+        self.sn_v.assign(v)
+        return u, v
+
+    def _stored_uv(self) -> tuple[tf.Tensor, tf.Tensor]:
+        return tf.convert_to_tensor(self.sn_u), tf.convert_to_tensor(self.sn_v)
+
+    @staticmethod
+    def _sigma(k_mat: tf.Tensor, u: tf.Tensor, v: tf.Tensor) -> tf.Tensor:
+        """``u^T W v = u^T K^T v``: differentiable in the kernel, constant in ``u`` and ``v``."""
+        return tf.tensordot(u, tf.linalg.matvec(k_mat, v, transpose_a=True), axes=1)
+
+    def normalized_kernel(self, training=None) -> tf.Tensor:
+        """``kernel / sigma``, in the kernel's shape. With ``training`` true, first one power-iteration update."""
+        k_mat = self._kernel_matrix()
+        if training is None or isinstance(training, bool):
+            u, v = self._power_iteration(k_mat) if training else self._stored_uv()
+        else:  # a boolean tensor (e.g. a traced argument)
+            u, v = tf.cond(
+                tf.cast(training, tf.bool),
+                lambda: self._power_iteration(k_mat),
+                self._stored_uv,
+            )
+        sigma = self._sigma(k_mat, u, v)
+        kernel = tf.convert_to_tensor(self.kernel)
+        return kernel / sigma
+
+    def sigma(self) -> tf.Tensor:
+        """The current estimate ``u^T W v`` of the top singular value, from the stored ``u``/``v`` (no update)."""
+        u, v = self._stored_uv()
+        return self._sigma(self._kernel_matrix(), u, v)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "use_bias": self.use_bias,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "eps": self.eps,
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class SNDense(_SpectralNormLayer):
+    """A spectrally normalised fully connected layer, ``y = x (K / sigma) + b`` (no activation).
+
+    Args:
+        units: output width.
+        use_bias: add a trainable bias (zeros by default).
+        kernel_initializer: defaults to a fresh ``RandomNormal(0, 0.02)``.
+        bias_initializer: defaults to zeros.
+        eps: the normalisation epsilon of the power iteration (PyTorch: 1e-12).
+    """
+
+    def __init__(self, units: int, **kwargs):
+        super().__init__(**kwargs)
+        self.units = int(units)
+        if self.units <= 0:
+            raise ValueError(f"SNDense needs units > 0, got {units}.")
+
+    def build(self, input_shape):
+        in_dim = input_shape[-1]
+        if in_dim is None:
+            raise ValueError(f"SNDense '{self.name}' needs a known last input dimension, got shape {input_shape}.")
+        self._build_weights((int(in_dim), self.units))
+
+    def call(self, inputs, training=None):
+        kernel = self.normalized_kernel(training)
+        outputs = keras.ops.matmul(inputs, kernel)
+        if self.use_bias:
+            outputs = outputs + self.bias
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def get_config(self):
+        config = super().get_config()
+        config["units"] = self.units
+        return config
+
+
+def _pair(value, what: str) -> tuple[int, int]:
+    if isinstance(value, int):
+        return (value, value)
+    pair = tuple(int(v) for v in value)
+    if len(pair) != 2:
+        raise ValueError(f"{what} must be an int or a pair of ints, got {value!r}.")
+    return pair
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class SNConv2D(_SpectralNormLayer):
+    """A spectrally normalised 2-D convolution on NHWC inputs (no activation, no dilation, no groups).
+
+    ``padding="same"`` with a 4x4 kernel and stride 2 pads one pixel on each side, which is PyTorch's
+    ``Conv2d(k=4, s=2, p=1)``; ``"valid"`` is ``p=0``.
+    """
+
+    def __init__(self, filters: int, kernel_size, strides=1, padding: str = "valid", **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        if self.filters <= 0:
+            raise ValueError(f"SNConv2D needs filters > 0, got {filters}.")
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.strides = _pair(strides, "strides")
+        self.padding = str(padding).lower()
+        if self.padding not in ("same", "valid"):
+            raise ValueError(f"SNConv2D padding must be 'same' or 'valid', got {padding!r}.")
+
+    def build(self, input_shape):
+        if len(input_shape) != 4 or input_shape[-1] is None:
+            raise ValueError(f"SNConv2D '{self.name}' needs NHWC inputs with known channels, got {input_shape}.")
+        self._build_weights(self.kernel_size + (int(input_shape[-1]), self.filters))
+
+    def call(self, inputs, training=None):
+        kernel = self.normalized_kernel(training)
+        outputs = tf.nn.conv2d(
+            inputs, kernel, strides=(1,) + self.strides + (1,), padding=self.padding.upper(), data_format="NHWC"
+        )
+        if self.use_bias:
+            outputs = tf.nn.bias_add(outputs, tf.convert_to_tensor(self.bias), data_format="NHWC")
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        spatial = []
+        for size, k, s in zip(input_shape[1:3], self.kernel_size, self.strides):
+            if size is None:
+                spatial.append(None)
+            elif self.padding == "same":
+                spatial.append(-(-size // s))
+            else:
+                spatial.append(-(-(size - k + 1) // s))
+        return (input_shape[0], spatial[0], spatial[1], self.filters)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "filters": self.filters,
+                "kernel_size": self.kernel_size,
+                "strides": self.strides,
+                "padding": self.padding,
+            }
+        )
+        return config
