@@ -1,0 +1,37 @@
+"""Stateless randomness keyed on (seed, step, stream, replica).
+
+Keras ``SeedGenerator`` state is not checkpointed (platform notes section 6), so every random draw in a training
+step is a pure function of the run seed, the step counter, a named stream and the replica id. A resumed run
+therefore draws exactly the noise the uninterrupted run would have drawn, and XLA can compile it.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import tensorflow as tf
+
+
+def _stream_id(stream: str) -> int:
+    return zlib.crc32(stream.encode()) & 0x7FFFFFFF
+
+
+class StepNoise:
+    """Named noise streams for one training (or evaluation) step."""
+
+    def __init__(self, seed: int, step, replica=0):
+        self._seed = int(seed)
+        self._step = tf.cast(step, tf.int64)
+        self._replica = tf.cast(replica, tf.int64)
+
+    def seed_for(self, stream: str) -> tf.Tensor:
+        first = tf.constant(_stream_id(stream) + (self._seed << 31), tf.int64)
+        return tf.stack([first, self._step * 4096 + self._replica])
+
+    def normal(self, stream: str, shape) -> tf.Tensor:
+        return tf.random.stateless_normal(shape, seed=self.seed_for(stream))
+
+    def permutation(self, stream: str, size) -> tf.Tensor:
+        """A uniformly random permutation of ``range(size)``."""
+        keys = tf.random.stateless_uniform(tf.reshape(size, [1]), seed=self.seed_for(stream))
+        return tf.argsort(keys, stable=True)
