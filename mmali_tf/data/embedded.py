@@ -80,11 +80,11 @@ def _grey28(images: np.ndarray) -> np.ndarray:
     for i, img in enumerate(images):
         big = _upsample(img, 20)
         mass = big.sum()
-        # Shift so the centre of mass lands on the canvas centre (as MNIST was made), staying inside.
+        # Shift so the centre of mass lands near the canvas centre (as MNIST was made), keeping a 2 px border.
         cy = (big.sum(axis=1) @ rows) / mass if mass > 0 else 9.5
         cx = (big.sum(axis=0) @ rows) / mass if mass > 0 else 9.5
-        top = int(np.clip(round(14 - 0.5 - cy), 0, 8))
-        left = int(np.clip(round(14 - 0.5 - cx), 0, 8))
+        top = int(np.clip(round(14 - 0.5 - cy), 2, 6))
+        left = int(np.clip(round(14 - 0.5 - cx), 2, 6))
         out[i, top:top + 20, left:left + 20] = big
     return np.round(out * 255.0).astype(np.uint8)[..., None]
 
