@@ -32,7 +32,11 @@ from mmali_tf.errors import ConfigError, DataError
 
 def pair_by_label(labels: Mapping[str, np.ndarray], *, data_multiplication: int = 30, max_d: int = 10000,
                   use_all: bool = False, percentage: float = 1.0, seed: int = 0) -> dict[str, np.ndarray]:
-    """Same-label tuples across modalities: {name: int64 [T] indices into that modality's split}."""
+    """Same-label tuples across modalities: {name: int64 [T] indices into that modality's split}.
+
+    As in the reference, ``percentage`` only takes effect with ``use_all=True``; with
+    ``use_all=False`` every class keeps ``min(sizes, max_d)`` images whatever ``percentage`` says.
+    """
     if len(labels) < 1:
         raise ConfigError("pair_by_label needs at least one modality")
     if int(data_multiplication) < 1:
