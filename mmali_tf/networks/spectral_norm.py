@@ -40,6 +40,9 @@ EPS = 1e-12
 INIT_STDDEV = 0.02
 """Standard deviation of the N(0, 0.02) weight initialisation used throughout the reference code."""
 
+LEAKY_RELU_SLOPE = 0.2
+"""Negative slope of every LeakyReLU in the reference discriminators (Keras' default is 0.3)."""
+
 _PACKAGE = "mmali_tf"
 
 
@@ -55,6 +58,11 @@ def normal_init(stddev: float = INIT_STDDEV) -> keras.initializers.Initializer:
     give them identical weights. Every layer must get its own instance.
     """
     return keras.initializers.RandomNormal(mean=0.0, stddev=stddev)
+
+
+def leaky_relu(name: str) -> keras.layers.LeakyReLU:
+    """The discriminators' activation: LeakyReLU with negative slope 0.2, set explicitly."""
+    return keras.layers.LeakyReLU(negative_slope=LEAKY_RELU_SLOPE, name=name)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -103,21 +111,32 @@ class _SpectralNormLayer(keras.layers.Layer):
             name="kernel", shape=tuple(kernel_shape), initializer=self.kernel_initializer, trainable=True
         )
         if self.use_bias:
-            self.bias = self.add_weight(name="bias", shape=(out_dim,), initializer=self.bias_initializer, trainable=True)
-        self.sn_u = self.add_weight(
-            name="sn_u",
-            shape=(out_dim,),
-            initializer=UnitNormal(self.eps),
-            trainable=False,
-            aggregation="only_first_replica",
-        )
-        self.sn_v = self.add_weight(
-            name="sn_v",
-            shape=(in_dim,),
-            initializer=UnitNormal(self.eps),
-            trainable=False,
-            aggregation="only_first_replica",
-        )
+            self.bias = self.add_weight(
+                name="bias", shape=(out_dim,), initializer=self.bias_initializer, trainable=True
+            )
+        self.sn_u = self._add_power_iteration_vector("sn_u", out_dim)
+        self.sn_v = self._add_power_iteration_vector("sn_v", in_dim)
+
+    def _add_power_iteration_vector(self, name: str, size: int) -> keras.Variable:
+        """A non-trainable, replica-local (``on_read``, ``only_first_replica``) unit vector.
+
+        ``add_weight`` would make it a mirrored (``on_write``) variable. Assigning one of those from replica context
+        goes through ``merge_call``, which fails when the per-replica step is itself a ``tf.function`` (the
+        per-replica ``jit_compile`` recipe for XLA under MirroredStrategy). An ``on_read`` variable is assigned
+        locally on each replica; every replica computes the same ``u``/``v`` from the same weights, and reads from
+        cross-replica context (checkpoints, ``.numpy()``) return the first replica's value.
+        """
+        with keras.name_scope(self.name, caller=self):
+            variable = keras.Variable(
+                initializer=UnitNormal(self.eps),
+                shape=(size,),
+                dtype=self.variable_dtype,
+                trainable=False,
+                aggregation="only_first_replica",
+                synchronization="on_read",
+                name=name,
+            )
+        return variable
 
     def _kernel_matrix(self) -> tf.Tensor:
         """The kernel as ``[in, out]`` (``K``); PyTorch's ``[out, in]`` weight matrix is ``W = K^T``."""
