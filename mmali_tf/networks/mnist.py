@@ -1,0 +1,76 @@
+"""MNIST networks (28x28x1 images in [0, 1], MLPs; reference §3.1, ``models/mnist.py``).
+
+Flattening an NHWC 28x28x1 image row-major gives the same 784-vector as PyTorch's 1x28x28 flatten.
+Every Dense kernel is N(0, 0.02), every bias zero. Layer names are ``f"{name}_<part>"``.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from mmali_tf.networks.joint import FEATURE_DIM, XBranch, check_positive_int
+from mmali_tf.networks.spectral_norm import SNDense, leaky_relu, normal_init
+
+IMAGE_SHAPE = (28, 28, 1)
+HIDDEN_DIM = 400
+
+
+def _dense(units: int, name: str, activation=None) -> keras.layers.Dense:
+    return keras.layers.Dense(
+        units, activation=activation, kernel_initializer=normal_init(), bias_initializer="zeros", name=name
+    )
+
+
+def MNISTEncoder(latent_dim: int, name: str = "mnist_encoder") -> keras.Model:
+    """x ``[B, 28, 28, 1]`` → ``[B, 2L]`` = [mean | logvar], each [style | content].
+
+    flatten 784 → Dense 400 → ReLU → Dense 2L. 330,040 parameters at L = 20.
+    """
+    latent_dim = check_positive_int(latent_dim, "latent_dim")
+    x = keras.Input(shape=IMAGE_SHAPE, name=f"{name}_x")
+    h = keras.layers.Flatten(name=f"{name}_flatten")(x)
+    h = _dense(HIDDEN_DIM, f"{name}_fc1", activation="relu")(h)
+    out = _dense(2 * latent_dim, f"{name}_fc2")(h)
+    return keras.Model(inputs=x, outputs=out, name=name)
+
+
+def MNISTDecoder(latent_dim: int, name: str = "mnist_decoder") -> keras.Model:
+    """z ``[B, L]`` → image ``[B, 28, 28, 1]`` in [0, 1].
+
+    Dense 400 → ReLU → Dense 784 → sigmoid → reshape. 322,784 parameters at L = 20. The pre-sigmoid logits are the
+    output of the layer ``f"{name}_fc2"``.
+    """
+    latent_dim = check_positive_int(latent_dim, "latent_dim")
+    z = keras.Input(shape=(latent_dim,), name=f"{name}_z")
+    h = _dense(HIDDEN_DIM, f"{name}_fc1", activation="relu")(z)
+    h = _dense(IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2], f"{name}_fc2")(h)
+    h = keras.layers.Activation("sigmoid", name=f"{name}_sigmoid")(h)
+    out = keras.layers.Reshape(IMAGE_SHAPE, name=f"{name}_reshape")(h)
+    return keras.Model(inputs=z, outputs=out, name=name)
+
+
+def MNISTXZDiscriminator(latent_dim: int, out_dim: int, name: str = "mnist_xz_discriminator") -> keras.Model:
+    """``[x, z]`` → ``[B, out_dim]`` logits.
+
+    concat(flatten(x) 784, z L) → SN Dense 400 → LReLU(0.2) → SN Dense out_dim.
+    323,203 parameters at L = 20 with out_dim = 3, 322,401 with out_dim = 1.
+    """
+    latent_dim = check_positive_int(latent_dim, "latent_dim")
+    out_dim = check_positive_int(out_dim, "out_dim")
+    x = keras.Input(shape=IMAGE_SHAPE, name=f"{name}_x")
+    z = keras.Input(shape=(latent_dim,), name=f"{name}_z")
+    h = keras.layers.Flatten(name=f"{name}_flatten")(x)
+    h = keras.layers.Concatenate(axis=-1, name=f"{name}_concat")([h, z])
+    h = leaky_relu(f"{name}_lrelu1")(SNDense(HIDDEN_DIM, name=f"{name}_fc1")(h))
+    out = SNDense(out_dim, name=f"{name}_fc2")(h)
+    return keras.Model(inputs=[x, z], outputs=out, name=name)
+
+
+def mnist_x_branch(x: keras.KerasTensor, prefix: str) -> keras.KerasTensor:
+    """Joint-discriminator branch: flatten → SN Dense 400 → LReLU → SN Dense 256 → LReLU (416,656 parameters)."""
+    h = keras.layers.Flatten(name=f"{prefix}_flatten")(x)
+    h = leaky_relu(f"{prefix}_lrelu1")(SNDense(HIDDEN_DIM, name=f"{prefix}_fc1")(h))
+    return leaky_relu(f"{prefix}_lrelu2")(SNDense(FEATURE_DIM, name=f"{prefix}_fc2")(h))
+
+
+X_BRANCH = XBranch(kind="mnist", image_shape=IMAGE_SHAPE, build=mnist_x_branch)
