@@ -83,9 +83,9 @@ def geometric_mean_posterior(means: Sequence[tf.Tensor], logvars: Sequence[tf.Te
     (harmonic mean of the variances), computed with a logsumexp. No prior expert. This is the multimodal posterior
     the paper computes "in closed form via geometric mean" for synergy, reference section 2.
     """
+    num_experts = float(len(means))
     logvars = tf.stack(list(logvars), axis=0)
     means = tf.stack(list(means), axis=0)
-    num_experts = float(len(means))
     poe_logvar = -tf.reduce_logsumexp(-logvars, axis=0)
     weights = tf.exp(poe_logvar[None] - logvars)  # var_poe / var_m, sums to 1 over experts
     mean = tf.reduce_sum(weights * means, axis=0)

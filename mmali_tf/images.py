@@ -1,0 +1,71 @@
+"""Sample and translation grids from the EMA networks (TensorBoard images and PNG files)."""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from mmali_tf import losses
+from mmali_tf.noise import StepNoise
+
+
+def tile(rows: list[np.ndarray], pad: int = 2) -> np.ndarray:
+    """Tile rows of images ([N, H, W, C] floats in [0,1], any H/W/C) into one uint8 RGB grid."""
+    height = max(r.shape[1] for r in rows)
+    width = max(r.shape[2] for r in rows)
+    cols = max(r.shape[0] for r in rows)
+    grid = np.ones(((height + pad) * len(rows) + pad, (width + pad) * cols + pad, 3), np.float32)
+    for i, row in enumerate(rows):
+        row = np.clip(np.asarray(row, np.float32), 0.0, 1.0)
+        if row.shape[-1] == 1:
+            row = np.repeat(row, 3, axis=-1)
+        for j, img in enumerate(row):
+            top = pad + i * (height + pad) + (height - img.shape[0]) // 2
+            left = pad + j * (width + pad) + (width - img.shape[1]) // 2
+            grid[top: top + img.shape[0], left: left + img.shape[1]] = img
+    return (grid * 255 + 0.5).astype(np.uint8)
+
+
+def translation_grids(model, batch: Mapping[str, np.ndarray], seed: int = 0) -> dict[str, np.ndarray]:
+    """One grid per target modality m, rows (top to bottom):
+
+    input m; reconstruction of m; translation from each other modality (source style kept, as the reference);
+    joint reconstruction through the geometric-mean posterior (own style); prior samples that share z across
+    modalities (compare columns between grids for joint coherence).
+    """
+    names = model.names
+    lat = model.latent
+    noise = StepNoise(seed, 0)
+    posteriors = {n: losses.split_gaussian(model.ema_encoders[n](batch[n], training=False)) for n in names}
+    z_mean = {n: posteriors[n][0] for n in names}
+    joint_mean, _ = losses.geometric_mean_posterior([p[0] for p in posteriors.values()],
+                                                    [p[1] for p in posteriors.values()])
+    num = int(next(iter(batch.values())).shape[0])
+    z_prior = noise.normal("images/prior", [num, model.config.model.latent_dim])
+    grids = {}
+    for m in names:
+        dec = model.ema_decoders[m]
+        rows = [batch[m], dec(z_mean[m], training=False)]
+        rows += [dec(z_mean[src], training=False) for src in names if src != m]
+        rows.append(dec(lat.join(lat.style(z_mean[m]), lat.content(joint_mean)), training=False))
+        rows.append(dec(z_prior, training=False))
+        grids[m] = tile([np.asarray(r) for r in rows])
+    return grids
+
+
+def write_grids(grids: Mapping[str, np.ndarray], step: int, png_dir: str, writer) -> list[str]:
+    """Save each grid as ``<png_dir>/<modality>_step<step>.png`` and as a TensorBoard image."""
+    os.makedirs(png_dir, exist_ok=True)
+    paths = []
+    for name, grid in grids.items():
+        path = os.path.join(png_dir, f"{name}_step{step:07d}.png")
+        Image.fromarray(grid).save(path)
+        paths.append(path)
+        if writer is not None:
+            with writer.as_default(step=step), tf.summary.record_if(True):
+                tf.summary.image(f"samples/{name}", grid[None], step=step)
+    return paths

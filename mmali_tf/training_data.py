@@ -1,0 +1,45 @@
+"""From an experiment config to modality arrays, paired tuples and the training input pipeline."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from mmali_tf.config import ExperimentConfig, ModalitySpec
+from mmali_tf.data import Split, load_dataset, pair_by_label, paired_batches
+from mmali_tf.errors import ConfigError
+from mmali_tf.networks.registry import IMAGE_SHAPES
+
+
+def load_modality(spec: ModalitySpec, split: str, config: ExperimentConfig) -> Split:
+    """Load one modality's split, rotated by its quarter turns, and check it fits the modality's networks."""
+    d = config.data
+    data = load_dataset(spec.dataset, split, d.data_dir, tfds_data_dir=d.tfds_data_dir, download=d.download)
+    images = data.images
+    if spec.quarter_turns % 4:
+        images = np.ascontiguousarray(np.rot90(images, k=spec.quarter_turns, axes=(1, 2)))
+    expected = IMAGE_SHAPES[spec.kind]
+    if tuple(images.shape[1:]) != tuple(expected):
+        raise ConfigError(f"modality {spec.name!r}: dataset {spec.dataset!r} has images of shape {images.shape[1:]}, "
+                          f"but network kind {spec.kind!r} expects {expected}")
+    return dataclasses.replace(data, images=images)
+
+
+def load_modalities(config: ExperimentConfig, split: str) -> dict[str, Split]:
+    return {spec.name: load_modality(spec, split, config) for spec in config.model.modalities}
+
+
+def make_pairs(config: ExperimentConfig, splits: dict[str, Split], split: str = "train") -> dict[str, np.ndarray]:
+    d = config.data
+    use_all = d.use_all or split == "test"  # the reference's test pairing (section 1.2)
+    return pair_by_label({n: s.labels for n, s in splits.items()}, data_multiplication=d.data_multiplication,
+                          max_d=d.max_d, use_all=use_all, percentage=d.percentage if split == "train" else 1.0,
+                          seed=d.seed if split == "train" else d.seed + 1)
+
+
+def training_pipeline(config: ExperimentConfig, splits: dict[str, Split], pairs: dict[str, np.ndarray],
+                      start_step: int) -> tf.data.Dataset:
+    return paired_batches({n: s.images for n, s in splits.items()}, pairs, batch_size=config.train.batch_size,
+                          seed=config.data.seed, start_step=start_step)
