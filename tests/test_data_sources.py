@@ -234,7 +234,8 @@ def test_corrupt_and_wrong_mat(tmp_path):
     scipy.io.savemat(tmp_path / "test_32x32.mat", {"X": np.zeros((28, 28, 1, 3), np.uint8), "y": np.ones((3, 1))})
     with pytest.raises(DataError, match=r"expected X of shape \(32, 32, 3, N\)"):
         load_svhn(str(tmp_path), "test")
-    scipy.io.savemat(tmp_path / "test_32x32.mat", {"X": np.zeros((32, 32, 3, 3), np.uint8), "y": np.array([[1], [11], [2]])})
+    scipy.io.savemat(tmp_path / "test_32x32.mat",
+                     {"X": np.zeros((32, 32, 3, 3), np.uint8), "y": np.array([[1], [11], [2]])})
     with pytest.raises(DataError, match=r"SVHN labels must be 1..10"):
         load_svhn(str(tmp_path), "test")
     scipy.io.savemat(tmp_path / "test_32x32.mat", {"X": np.zeros((32, 32, 3, 3), np.uint8)})

@@ -82,7 +82,8 @@ def test_bad_counts():
 
 
 def test_tool_writes_files_that_load_svhn_reads(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("make_svhn_standin", os.path.join(REPO, "tools", "make_svhn_standin.py"))
+    tool_path = os.path.join(REPO, "tools", "make_svhn_standin.py")
+    spec = importlib.util.spec_from_file_location("make_svhn_standin", tool_path)
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     out = tmp_path / "standin"
