@@ -41,7 +41,7 @@ def restore_ema_only(model, workdir: str, path: str | None = None) -> tuple[str,
     if path is None:
         raise MMALIError(f"no checkpoint in {checkpoint_dir(workdir)}")
     step = tf.Variable(0, dtype=tf.int64)
-    ckpt = tf.train.Checkpoint(model=model, d_optimizer=tf.train.Checkpoint(iterations=step))
+    ckpt = tf.train.Checkpoint(model=model, d_optimizer=tf.train.Checkpoint(_iterations=step))
     try:
         ckpt.restore(path).expect_partial()
     except (tf.errors.NotFoundError, tf.errors.DataLossError, ValueError) as exc:

@@ -7,6 +7,26 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow with the C++ start-up banner (oneDNN notice, absl pre-init warning) silenced.
+
+    Those lines are printed before TF's logging honours TF_CPP_MIN_LOG_LEVEL, so they would bury the one-line
+    errors our entry points promise. Only file descriptor 2 during the import is affected.
+    """
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+_import_tensorflow_quietly()
+
 from absl import app, flags  # noqa: E402
 
 from mmali_tf.errors import MMALIError  # noqa: E402

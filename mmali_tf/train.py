@@ -98,10 +98,10 @@ def config_from_flags() -> ExperimentConfig:
 
 def main(argv) -> None:
     del argv
-    from mmali_tf import training  # imports TensorFlow
+    config = config_from_flags()
+    from mmali_tf import training
 
     logging.set_verbosity(logging.WARNING)
-    config = config_from_flags()
     result = training.run(config, F.workdir, print_fn=lambda s: print(s, flush=True),
                           evaluate_fn=_evaluator(config))
     print(f"done: step {result['step']}, checkpoint {result['checkpoint']}", flush=True)

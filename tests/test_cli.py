@@ -1,0 +1,71 @@
+"""The training command line: bad input ends with one clear error line and a non-zero exit."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def train(*args, cwd=REPO):
+    env = {**os.environ, "PYTHONPATH": REPO}
+    return subprocess.run([sys.executable, "-m", "mmali_tf.train", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def assert_one_error_line(result, *fragments):
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_missing_data_dir(tmp_path):
+    result = train("--flagfile=flags/mnist_svhn.cfg", f"--workdir={tmp_path / 'run'}",
+                   f"--data_dir={tmp_path / 'nowhere'}")
+    assert_one_error_line(result, "nowhere")
+
+
+def test_corrupt_npz(tmp_path):
+    (tmp_path / "mnist.npz").write_bytes(b"PK\x03\x04 definitely not a zip archive")
+    result = train("--flagfile=flags/mnist_svhn.cfg", f"--workdir={tmp_path / 'run'}", f"--data_dir={tmp_path}")
+    assert_one_error_line(result, "mnist.npz")
+
+
+def test_corrupt_svhn_mat(tmp_path):
+    real = os.path.join(os.environ.get("MMALI_DATA_DIR", os.path.join(REPO, "..", "shared", "data")), "mnist.npz")
+    os.symlink(os.path.abspath(real), tmp_path / "mnist.npz")
+    (tmp_path / "train_32x32.mat").write_bytes(np.random.default_rng(0).bytes(4096))
+    result = train("--flagfile=flags/mnist_svhn.cfg", f"--workdir={tmp_path / 'run'}", f"--data_dir={tmp_path}")
+    assert_one_error_line(result, "train_32x32.mat")
+
+
+@pytest.mark.parametrize("flag, fragment", [("--bogus_flag=1", "bogus_flag"), ("--batch_size=-4", "batch_size"),
+                                            ("--percentage=1.5", "percentage"),
+                                            ("--modalities=a:mnist", "modalities"),
+                                            ("--style_dim=30", "style_dim")])
+def test_bad_flags(tmp_path, flag, fragment):
+    result = train("--flagfile=flags/tiny.cfg", f"--workdir={tmp_path / 'run'}", flag)
+    assert_one_error_line(result, fragment)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_missing_workdir_flag():
+    result = train("--flagfile=flags/tiny.cfg")
+    assert_one_error_line(result, "workdir")
+
+
+def test_cli_trains_and_resumes(tmp_path):
+    workdir = tmp_path / "run"
+    first = train("--flagfile=flags/tiny.cfg", f"--workdir={workdir}", "--max_iter=2", "--noxla")
+    assert first.returncode == 0, first.stderr
+    assert "step 2/2" in first.stdout and "done: step 2" in first.stdout
+    second = train("--flagfile=flags/tiny.cfg", f"--workdir={workdir}", "--max_iter=3", "--noxla")
+    assert second.returncode == 0, second.stderr
+    assert "resumed from" in second.stdout and "ckpt-2" in second.stdout
+    assert "done: step 3" in second.stdout
