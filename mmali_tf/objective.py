@@ -89,8 +89,10 @@ def discriminator_losses(nets: Networks, batches, noise: StepNoise, cfg: ModelCo
                          loss_cfg: LossConfig) -> dict[str, tf.Tensor]:
     """Discriminator terms of one step (reference 4.1); their plain sum is the D loss (no 2/(M+1) weights).
 
-    Data sources: ``<m>_c0``, ``<m>_c1``, ``<m>_1`` use the ``d_unimodal`` batch of modality m only;
-    ``joint`` and ``<m>_c<k>`` (k >= 2) use the paired ``d_joint`` batch.
+    Data sources: ``<m>_c0``, ``<m>_c1``, ``<m>_1`` use the ``d_unimodal`` batch of modality m only (which the
+    pipeline may draw from that modality's paired + unpaired pool); ``joint`` uses the paired ``d_joint`` batch as
+    positives and ``d_marginal`` (independent per-modality pool draws) or in-batch shuffles as negatives;
+    ``<m>_c<k>`` (k >= 2) use the paired ``d_joint`` batch.
     """
     if cfg.discriminator == "joint":
         return joint_baseline_discriminator_losses(nets, batches, noise, cfg)
@@ -116,10 +118,15 @@ def discriminator_losses(nets: Networks, batches, noise: StepNoise, cfg: ModelCo
         pos, neg = _batched_call(nets.content[name], [(x, z_q), (tf.gather(x, perm), z_swapped)])
         terms[f"{name}_1"] = losses.binary_real(pos) + losses.binary_fake(neg)
 
-    # Call B, "joint": paired tuples.
+    # Call B, "joint": paired tuples. Negatives of the joint critic come from the product of marginals: independent
+    # per-modality draws from the unimodal pools when the pipeline supplies them ("d_marginal"), otherwise (the
+    # reference, section 1.3) an independent in-batch shuffle of each modality of the paired batch.
     xb = batches["d_joint"]
-    shuffled = [tf.gather(xb[n], noise.permutation(f"dB/{n}/marginal", tf.shape(xb[n])[0])) for n in names]
-    pos, neg = _batched_call(nets.joint, [[xb[n] for n in names], shuffled])
+    if "d_marginal" in batches:
+        marginals = [batches["d_marginal"][n] for n in names]
+    else:
+        marginals = [tf.gather(xb[n], noise.permutation(f"dB/{n}/marginal", tf.shape(xb[n])[0])) for n in names]
+    pos, neg = _batched_call(nets.joint, [[xb[n] for n in names], marginals])
     terms["joint"] = losses.binary_real(pos) + losses.binary_fake(neg)
     z_q = {n: tf.stop_gradient(_encode(nets, n, xb[n], noise, f"dB/{n}/posterior")[0]) for n in names}
     for own in names:
@@ -136,7 +143,7 @@ def generator_losses(nets: Networks, batches, noise: StepNoise, cfg: ModelConfig
     """Encoder/decoder terms of one step (reference 4.3), already weighted; their plain sum is the G loss.
 
     Data sources: ``<m>_c0``, ``<m>_c1``, ``<m>_s_rec``, ``<m>_c_rec``, ``<m>_x_rec`` use the ``g_unimodal`` batch of
-    modality m only; ``joint_q<k>``, ``joint_p``, ``<m>_c<k>`` (k >= 2), ``joint_c_rec`` and ``<m>_x_rec_joint`` use
+    modality m only (paired or from the modality's unpaired pool); ``joint_q<k>``, ``joint_p``, ``<m>_c<k>`` (k >= 2), ``joint_c_rec`` and ``<m>_x_rec_joint`` use
     the paired ``g_joint`` batch.
     """
     if cfg.discriminator == "joint":
