@@ -35,8 +35,12 @@ class DataConfig:
     data_multiplication: int = 30
     max_d: int = 10000
     use_all: bool = True
-    percentage: float = 1.0
+    percentage: float = 1.0  # fraction of each class that is paired (the reference's --percentage)
     seed: int = 0  # pairing seed
+    # Partial pairing with unpaired data: unimodal terms draw from per-modality pools (paired + unpaired images);
+    # False = the authors' released behaviour (paired batches only, section 1.3).
+    unpaired: bool = False
+    extra_unpaired: tuple[tuple[str, int], ...] = ()  # (modality, count) limits; -1 or absent = all unpaired images
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,6 +130,9 @@ class ExperimentConfig:
                 raise ConfigError(f"{key} must be positive, got {value}")
         if t.eval_every < 0 or t.ema_start < 0:
             raise ConfigError("eval_every and ema_start must be >= 0")
+        for name, count in d.extra_unpaired:
+            if name not in names or count < -1:
+                raise ConfigError(f"extra_unpaired entry {name}:{count}: unknown modality or count < -1")
         if not 0.0 < d.percentage <= 1.0:
             raise ConfigError(f"percentage must be in (0, 1], got {d.percentage}")
         if not 0.0 <= t.ema_decay < 1.0:
@@ -152,7 +159,9 @@ class ExperimentConfig:
         try:
             model = dict(raw["model"])
             model["modalities"] = tuple(ModalitySpec(**spec) for spec in model["modalities"])
-            return cls(name=raw["name"], data=DataConfig(**raw["data"]), model=ModelConfig(**model),
+            data = dict(raw["data"])
+            data["extra_unpaired"] = tuple((str(n), int(c)) for n, c in data.get("extra_unpaired", ()))
+            return cls(name=raw["name"], data=DataConfig(**data), model=ModelConfig(**model),
                        loss=LossConfig(**raw["loss"]), train=TrainConfig(**raw["train"]))
         except (KeyError, TypeError) as exc:
             raise ConfigError(f"malformed config: {exc}") from exc

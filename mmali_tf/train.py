@@ -26,7 +26,13 @@ flags.DEFINE_list("modalities", ["mnist:mnist:mnist", "svhn:svhn:svhn"],
 flags.DEFINE_integer("data_multiplication", 30, "Pairing repetitions per image (reference dm).", lower_bound=1)
 flags.DEFINE_integer("max_d", 10000, "Per-class cap when not --use_all.", lower_bound=1)
 flags.DEFINE_bool("use_all", True, "Reference pairing mode (see reference section 1.2).")
-flags.DEFINE_float("percentage", 1.0, "Fraction of each class that is paired.", lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_float("paired_fraction", 1.0, "Fraction of each class that is paired (the reference's --percentage).",
+                   lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_alias("percentage", "paired_fraction")
+flags.DEFINE_bool("unpaired", False, "Train the unimodal terms on per-modality pools of paired + unpaired images and "
+                  "draw the joint critic's negatives from them; off = the authors' code (paired batches only).")
+flags.DEFINE_list("extra_unpaired", [], "Per-modality limits on unpaired images, name:count or name:all "
+                  "(default all of them), e.g. mnist:all,svhn:10000.")
 flags.DEFINE_integer("pairing_seed", 0, "Seed of the pairing and of the batch order.", lower_bound=0)
 # Model.
 flags.DEFINE_integer("latent_dim", 20, "Latent size (style + content).", lower_bound=1)
@@ -76,12 +82,23 @@ def parse_modality(text: str) -> ModalitySpec:
     return ModalitySpec(name=parts[0], dataset=parts[1], kind=parts[2], quarter_turns=turns, rec_weight=weight)
 
 
+def parse_extra_unpaired(entries) -> tuple[tuple[str, int], ...]:
+    out = []
+    for entry in entries:
+        name, _, count = entry.partition(":")
+        if not name or not count or not (count == "all" or count.isdigit()):
+            raise ConfigError(f"--extra_unpaired entry {entry!r} must be name:count or name:all")
+        out.append((name, -1 if count == "all" else int(count)))
+    return tuple(out)
+
+
 def config_from_flags() -> ExperimentConfig:
     return ExperimentConfig(
         name=F.name,
         data=DataConfig(data_dir=F.data_dir, tfds_data_dir=F.tfds_data_dir, download=F.download,
                         data_multiplication=F.data_multiplication, max_d=F.max_d, use_all=F.use_all,
-                        percentage=F.percentage, seed=F.pairing_seed),
+                        percentage=F.paired_fraction, seed=F.pairing_seed, unpaired=F.unpaired,
+                        extra_unpaired=parse_extra_unpaired(F.extra_unpaired)),
         model=ModelConfig(modalities=tuple(parse_modality(m) for m in F.modalities), latent_dim=F.latent_dim,
                           style_dim=F.style_dim, discriminator=F.discriminator,
                           joint_architecture=F.joint_architecture),

@@ -23,6 +23,7 @@ import tensorflow as tf
 from mmali_tf import checkpointing, distribution, training_data
 from mmali_tf.config import ExperimentConfig
 from mmali_tf.data import pairing_summary
+from mmali_tf.data.unpaired import pools_summary
 from mmali_tf.errors import ConfigError
 from mmali_tf.model import MMALI, count_parameters
 from mmali_tf.monitoring import TrainingMonitor
@@ -104,6 +105,11 @@ def run(config: ExperimentConfig, workdir: str, print_fn=print, evaluate_fn=None
         print_fn(f"{name}: {split.images.shape[0]:,} train images from {split.source} (fingerprint {split.fingerprint})")
     pairs = training_data.make_pairs(config, splits, "train")
     print_fn(f"train pairing: {pairing_summary(pairs)}")
+    pools_and_unpaired = training_data.unimodal_pools(config, splits, pairs)
+    pools = None
+    if pools_and_unpaired is not None:
+        pools, unpaired = pools_and_unpaired
+        print_fn(f"unpaired data on: {pools_summary(pairs, pools, unpaired)}")
 
     model = build_model(config, strategy)
     print_fn(f"parameters: generators {count_parameters(model.generators):,}, "
@@ -127,7 +133,7 @@ def run(config: ExperimentConfig, workdir: str, print_fn=print, evaluate_fn=None
     remaining = t.max_iter - start_step
     started = time.perf_counter()
     if remaining > 0:
-        dataset = training_data.training_pipeline(config, splits, pairs, start_step)
+        dataset = training_data.training_pipeline(config, splits, pairs, start_step, pools)
         model.fit(dataset, epochs=1, steps_per_epoch=remaining, verbose=0, callbacks=[monitor], shuffle=False)
     else:
         print_fn(f"nothing to do: the run is already at step {start_step} >= max_iter {t.max_iter}")

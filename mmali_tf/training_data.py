@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from mmali_tf.config import ExperimentConfig, ModalitySpec
 from mmali_tf.data import Split, load_dataset, pair_by_label, paired_batches
+from mmali_tf.data.unpaired import build_pools, pooled_batches
 from mmali_tf.errors import ConfigError
 from mmali_tf.networks.registry import IMAGE_SHAPES
 
@@ -39,7 +40,17 @@ def make_pairs(config: ExperimentConfig, splits: dict[str, Split], split: str = 
                           seed=d.seed if split == "train" else d.seed + 1)
 
 
+def unimodal_pools(config: ExperimentConfig, splits: dict[str, Split], pairs: dict[str, np.ndarray]):
+    """(pools, unpaired) per modality when training with unpaired data, else None."""
+    if not config.data.unpaired:
+        return None
+    return build_pools({n: len(s.labels) for n, s in splits.items()}, pairs, dict(config.data.extra_unpaired))
+
+
 def training_pipeline(config: ExperimentConfig, splits: dict[str, Split], pairs: dict[str, np.ndarray],
-                      start_step: int) -> tf.data.Dataset:
+                      start_step: int, pools: dict[str, np.ndarray] | None = None) -> tf.data.Dataset:
+    if pools is not None:
+        return pooled_batches({n: s.images for n, s in splits.items()}, pairs, pools,
+                              batch_size=config.train.batch_size, seed=config.data.seed, start_step=start_step)
     return paired_batches({n: s.images for n, s in splits.items()}, pairs, batch_size=config.train.batch_size,
                           seed=config.data.seed, start_step=start_step)
