@@ -3,6 +3,7 @@
 Run directory layout::
 
     <workdir>/config.json          resolved config (checked against on resume)
+    <workdir>/data_fingerprints.json  data sources, fingerprints and pairing of the training data
     <workdir>/checkpoints/         tf.train checkpoints: live + EMA nets, both optimizers, step
     <workdir>/tensorboard/         event files: every loss term, steps/s, image grids, evaluation metrics
     <workdir>/samples/             the same image grids as PNG
@@ -107,9 +108,14 @@ def run(config: ExperimentConfig, workdir: str, print_fn=print, evaluate_fn=None
     print_fn(f"train pairing: {pairing_summary(pairs)}")
     pools_and_unpaired = training_data.unimodal_pools(config, splits, pairs)
     pools = None
+    data_record = {"modalities": {n: {"source": s.source, "fingerprint": s.fingerprint, "images": len(s.labels)}
+                                  for n, s in splits.items()},
+                   "pairing": pairing_summary(pairs)}
     if pools_and_unpaired is not None:
         pools, unpaired = pools_and_unpaired
-        print_fn(f"unpaired data on: {pools_summary(pairs, pools, unpaired)}")
+        data_record["unpaired"] = pools_summary(pairs, pools, unpaired)
+        print_fn(f"unpaired data on: {data_record['unpaired']}")
+    write_json_atomic(os.path.join(workdir, "data_fingerprints.json"), data_record)
 
     model = build_model(config, strategy)
     print_fn(f"parameters: generators {count_parameters(model.generators):,}, "
