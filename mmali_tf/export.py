@@ -380,30 +380,6 @@ def format_signature(name: str, description: dict) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- command line
-def restore_ema(model, workdir: str, checkpoint: str | None = None) -> tuple[str, int]:
-    """Restore the EMA networks (and the step) of ``checkpoint`` or the run's latest; check that all were found.
-
-    ``checkpointing.restore_ema_only`` restores with ``expect_partial()``, which would silently leave the initial
-    weights in place for a checkpoint of some other model; exporting those must be an error instead.
-    """
-    from mmali_tf import checkpointing
-
-    nets = {f"ema_{part}_{n}": getattr(model, f"ema_{part}_{n}") for n in model.names for part in ("enc", "dec")}
-    try:
-        path, step = checkpointing.restore_ema_only(model, workdir, checkpoint)
-        status = tf.train.Checkpoint(model=tf.train.Checkpoint(**nets)).restore(path)
-    except (tf.errors.OpError, ValueError) as exc:  # e.g. a dtype or shape mismatch
-        where = checkpoint or checkpointing.checkpoint_dir(workdir)
-        raise MMALIError(f"cannot restore checkpoint {where}: {str(exc).strip().splitlines()[0]}") from exc
-    status.expect_partial()  # the rest of the checkpoint (live nets, discriminators, optimizers) stays unread
-    try:
-        status.assert_existing_objects_matched()
-    except AssertionError as exc:
-        raise MMALIError(f"checkpoint {path} does not hold the EMA networks of the model in "
-                         f"{os.path.join(workdir, 'config.json')}") from exc
-    return path, step
-
-
 def _define_flags() -> None:
     from absl import flags
 
@@ -419,6 +395,7 @@ def main(argv) -> None:
     del argv
     from absl import flags, logging
 
+    from mmali_tf import checkpointing
     from mmali_tf.config import ExperimentConfig
     from mmali_tf.model import MMALI
 
@@ -429,7 +406,7 @@ def main(argv) -> None:
     check_target(os.path.abspath(F.export_dir), F.overwrite)  # fail before the slow part
     config = ExperimentConfig.from_json_file(os.path.join(F.workdir, "config.json"))
     model = MMALI(config)
-    path, step = restore_ema(model, F.workdir, F.checkpoint)
+    path, step = checkpointing.restore_ema_only(model, F.workdir, F.checkpoint)
     extra = {"checkpoint": os.path.abspath(path), "workdir": os.path.abspath(F.workdir),
              "data_fingerprints": read_fingerprints(F.workdir)}
     result = export_model(model, F.export_dir, step, extra, overwrite=F.overwrite)

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from mmali_tf import checkpointing
+
 from mmali_tf import export, training
 from mmali_tf.config import DataConfig, ExperimentConfig, LossConfig, ModalitySpec, ModelConfig, TrainConfig
 from mmali_tf.errors import MMALIError
@@ -380,9 +382,9 @@ def test_restore_refuses_a_checkpoint_without_the_ema_networks(run, tmp_path):
     workdir, _, _ = run
     other = tf.train.Checkpoint(x=tf.Variable(1.0)).write(str(tmp_path / "other"))
     with pytest.raises(MMALIError, match="does not hold the EMA networks"):
-        export.restore_ema(MMALI(tiny_config()), workdir, other)
+        checkpointing.restore_ema_only(MMALI(tiny_config()), workdir, other)
     model = MMALI(tiny_config())
-    assert export.restore_ema(model, workdir)[1] == 3
+    assert checkpointing.restore_ema_only(model, workdir)[1] == 3
     for a, b in zip(model.ema_dec_colour.weights, run[1].ema_dec_colour.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
