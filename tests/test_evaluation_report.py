@@ -60,6 +60,10 @@ def test_metric_keys_are_stable():
         assert report.METRIC_KEY.match(key) or key == "coherence/joint"
     assert report.data_label("mnist", "mnist/test from /d/mnist.npz") == "MNIST"
     assert report.data_label("svhn", "svhn/test from /d/test_32x32.mat") == "SVHN"
+    # A directory name is not a data origin: genuine MNIST stored next to the stand-in stays MNIST.
+    assert report.data_label("mnist", "mnist/test from /data/mnist_svhn_standin/mnist.npz") == "MNIST"
+    assert report.data_label("svhn", "svhn stand-in (synthetic, not genuine SVHN)/test from /s/test_32x32.mat") == \
+        "SVHN stand-in"
 
 
 def test_markdown_table_lists_every_metric():

@@ -66,7 +66,8 @@ class Progress:
 
 def data_label(dataset: str, source: str) -> str:
     """Human name of a modality's data, saying "SVHN stand-in" for the synthetic SVHN replacement."""
-    if "stand-in" in source or "standin" in source:
+    origin = source.split(" from ", 1)[0]  # e.g. "svhn stand-in (synthetic, not genuine SVHN)/test"; not the path
+    if "stand-in" in origin:
         return "SVHN stand-in" if dataset == "svhn" else f"{dataset} stand-in"
     return {"mnist": "MNIST", "svhn": "SVHN", "digits_grey28": "embedded digits (grey28)",
             "digits_colour32": "embedded digits (colour32)"}.get(dataset, dataset)
