@@ -38,9 +38,9 @@ def read_marker(x, quarter_turns=0):
     return clf.unrotate(x, quarter_turns)[:, 0, :10, 0]
 
 
-def perfect_encoder(quarter_turns=0):
+def perfect_encoder(quarter_turns=0, scale=4.0):
     def encode(x, training=False):
-        content = 4.0 * tf.one_hot(tf.argmax(read_marker(x, quarter_turns), axis=-1), 10)
+        content = scale * tf.one_hot(tf.argmax(read_marker(x, quarter_turns), axis=-1), 10)
         mean = tf.concat([tf.zeros_like(content), content], axis=-1)
         return tf.concat([mean, tf.fill(tf.shape(mean), -20.0)], axis=-1)
 
@@ -184,6 +184,15 @@ def test_perfect_encoder_probe():
     assert ref["latent_acc_max/b"] < 0.25  # a sampled prior-like latent carries no label: chance level
     assert set(ref) == {f"latent_acc{v}{m}/{n}" for v in ("", "_content", "_style") for m in ("", "_max")
                         for n in "ab"}
+
+
+def test_clean_probe_does_not_depend_on_the_feature_scale():
+    """Posterior means of 1e-4 (as from an untrained encoder) are z-scored, so Adam at lr 1e-3 still finds the rule."""
+    train_labels = RNG.integers(0, 10, 600)
+    model = fake_model(SPECS[:1], {"a": perfect_encoder(scale=1e-4)}, {})
+    out = latent.latent_accuracy(model, {"a": split(train_labels, "mnist")}, {"a": split(TEST_LABELS, "mnist")},
+                                 "clean", latent.ProbeSettings(epochs=15, batch_size=64, lr=1e-2), print_fn=quiet)
+    assert out["latent_acc/a"] == 1.0 and out["latent_acc_content/a"] == 1.0
 
 
 def test_probe_matches_a_converged_logistic_regression():
