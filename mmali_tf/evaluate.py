@@ -109,15 +109,16 @@ def _expected_retracing_quiet():
 
 def evaluate_model(model, config, workdir: str, step: int, checkpoint: str | None,
                    options: EvalOptions = EvalOptions(), print_fn=print, write: bool = True,
-                   classifiers: tuple[dict, dict] | None = None) -> dict:
+                   classifiers: tuple[dict, dict] | None = None, notes: tuple[str, ...] = ()) -> dict:
     """Every selected metric of ``model`` (an MMALI, its EMA nets); returns the metrics.json record (and writes the
     outputs into ``workdir`` when ``write``). ``classifiers``: the result of :func:`load_classifiers`, if already
     loaded."""
     with _expected_retracing_quiet():
-        return _evaluate_model(model, config, workdir, step, checkpoint, options, print_fn, write, classifiers)
+        return _evaluate_model(model, config, workdir, step, checkpoint, options, print_fn, write, classifiers,
+                               notes)
 
 
-def _evaluate_model(model, config, workdir, step, checkpoint, options, print_fn, write, loaded) -> dict:
+def _evaluate_model(model, config, workdir, step, checkpoint, options, print_fn, write, loaded, extra_notes) -> dict:
     from mmali_tf import training_data
     from mmali_tf.data import pairing_summary
     from mmali_tf.evaluation import classifiers as clf
@@ -180,7 +181,7 @@ def _evaluate_model(model, config, workdir, step, checkpoint, options, print_fn,
         pairing = {"split": "test", "num_pairs": num, "evaluated_pairs": min(num, options.max_pairs or num),
                    "data_multiplication": config.data.data_multiplication, "use_all": True, "percentage": 1.0,
                    "seed": config.data.seed + 1, "summary": pairing_summary(pairs)}
-    notes = []
+    notes = list(extra_notes)
     if any("stand-in" in d["label"] for d in data.values()):
         notes.append("SVHN stand-in: synthetic digits in SVHN's layout, not genuine SVHN; figures are not comparable "
                      "with the paper's SVHN numbers.")
@@ -293,8 +294,9 @@ def main(argv) -> None:
     else:
         checkpoint, step = checkpointing.restore_ema_only(model, workdir, F.checkpoint)
         print(f"evaluating {checkpoint} (step {step})", flush=True)
+    notes = (f"freshly initialised (untrained) model, seed {config.train.seed}; no checkpoint",) if F.untrained else ()
     record = evaluate_model(model, config, workdir, step, checkpoint, options,
-                            print_fn=lambda s: print(s, flush=True), classifiers=loaded)
+                            print_fn=lambda s: print(s, flush=True), classifiers=loaded, notes=notes)
     print()
     print(report.markdown(record), end="")
     print(f"\nwrote {record['outputs']['json']} and {record['outputs']['md']}; total "
