@@ -10,6 +10,8 @@ layers held only in lists or dicts (platform notes section 6); the name-keyed di
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -54,6 +56,8 @@ class MMALI(keras.Model):
             ema_dec.trainable = False
             setattr(self, f"ema_enc_{n}", ema_enc)
             setattr(self, f"ema_dec_{n}", ema_dec)
+        # Views of the discriminators as x-parts + heads (same layers); a plain object, so not in checkpoints.
+        self._critics = self._split_critics()
 
     # ------------------------------------------------------------------ name-keyed views of the direct attributes
     @property
@@ -85,12 +89,32 @@ class MMALI(keras.Model):
 
     @property
     def networks(self) -> Networks:
+        """The players for the objective; discriminators as SplitCritic views (shared image features)."""
+        if self.config.model.discriminator == "joint":
+            return Networks(self.encoders, self.decoders, joint_xz=self._critics.joint_xz)
+        return Networks(self.encoders, self.decoders, q_vs_p=self._critics.q_vs_p, content=self._critics.content,
+                        joint=self._critics.joint)
+
+    @property
+    def plain_networks(self) -> Networks:
+        """The same players with the discriminators as whole Keras models (the straightforward computation)."""
         if self.config.model.discriminator == "joint":
             return Networks(self.encoders, self.decoders, joint_xz=self.d_joint_xz)
         return Networks(self.encoders, self.decoders,
                         q_vs_p={n: getattr(self, f"d0_{n}") for n in self.names},
                         content={n: getattr(self, f"d1_{n}") for n in self.names},
                         joint=self.d_joint)
+
+    def _split_critics(self) -> Networks:
+        """SplitCritic views of the discriminators, kept in a plain (untracked) object: no new checkpoint entries."""
+        kinds = {m.name: m.kind for m in self.config.model.modalities}
+        plain = self.plain_networks
+        if plain.joint_xz is not None:
+            return Networks({}, {}, joint_xz=registry.split_joint_discriminator(plain.joint_xz))
+        return Networks({}, {},
+                        q_vs_p={n: registry.split_xz_discriminator(kinds[n], d) for n, d in plain.q_vs_p.items()},
+                        content={n: registry.split_xz_discriminator(kinds[n], d) for n, d in plain.content.items()},
+                        joint=registry.split_joint_discriminator(plain.joint))
 
     @property
     def d_variables(self):
@@ -180,9 +204,11 @@ class MMALI(keras.Model):
     def train_step(self, batches):
         step = self.d_optimizer.iterations  # the reference's n_iter, 0-based
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-        d_terms, d_loss, d_grads = self._d_grads_fn(batches, step, replica)
+        # The counter is read where it is used: the G step and the EMA see it after the D update (step + 1). Read
+        # values (not the variable) are passed on, as a tf.function argument cannot be a variable under a strategy.
+        d_terms, d_loss, d_grads = self._d_grads_fn(batches, tf.convert_to_tensor(step), replica)
         self.d_optimizer.apply_gradients(zip(d_grads, self.d_variables))
-        g_terms, g_loss, g_grads = self._g_grads_fn(batches, step, replica)
+        g_terms, g_loss, g_grads = self._g_grads_fn(batches, tf.convert_to_tensor(step), replica)
         self.g_optimizer.apply_gradients(zip(g_grads, self.g_variables))
         self.update_ema(step)
 
@@ -211,18 +237,7 @@ class MMALI(keras.Model):
 
 def _inference_view(nets: Networks) -> Networks:
     """The same networks, always called with ``training=False`` (used only for tracing)."""
-
-    def frozen(net):
-        return lambda *args, **kwargs: net(*args, **{**kwargs, "training": False})
-
-    return Networks(
-        encoders={k: frozen(v) for k, v in nets.encoders.items()},
-        decoders={k: frozen(v) for k, v in nets.decoders.items()},
-        q_vs_p={k: frozen(v) for k, v in nets.q_vs_p.items()},
-        content={k: frozen(v) for k, v in nets.content.items()},
-        joint=frozen(nets.joint) if nets.joint is not None else None,
-        joint_xz=frozen(nets.joint_xz) if nets.joint_xz is not None else None,
-    )
+    return dataclasses.replace(nets, training=False)
 
 
 def count_parameters(models) -> int:

@@ -23,6 +23,7 @@ import keras
 
 from mmali_tf.errors import ConfigError
 from mmali_tf.networks.spectral_norm import SNDense, leaky_relu
+from mmali_tf.networks.split import MergeSplitCritic, SplitCritic
 
 FEATURE_DIM = 256
 """Width of every x-branch output and of the dot-product features."""
@@ -125,3 +126,14 @@ def JointXZDiscriminator(
     h = keras.layers.Concatenate(axis=-1, name=f"{name}_concat")(features + [hz])
     logits = sn_mlp_head(h, len(branches) + 1, name)
     return keras.Model(inputs=inputs + [z], outputs=logits, name=name)
+
+
+def split_joint_discriminator(model: keras.Model) -> SplitCritic:
+    """Any joint discriminator above as per-modality x-parts and head.
+
+    The x-parts end where the modalities meet: the ``_dot`` layer (so a dot critic's x-part includes its ``fc``) or
+    the ``_concat`` layer (for ``JointXZDiscriminator`` the head includes the z-branch).
+    """
+    names = {layer.name for layer in model.layers}
+    merge = f"{model.name}_dot" if f"{model.name}_dot" in names else f"{model.name}_concat"
+    return MergeSplitCritic(model, merge)

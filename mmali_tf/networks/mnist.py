@@ -6,10 +6,14 @@ Every Dense kernel is N(0, 0.02), every bias zero. Layer names are ``f"{name}_<p
 
 from __future__ import annotations
 
+import math
+
 import keras
+import tensorflow as tf
 
 from mmali_tf.networks.joint import FEATURE_DIM, XBranch, check_positive_int
 from mmali_tf.networks.spectral_norm import SNDense, leaky_relu, normal_init
+from mmali_tf.networks.split import SplitCritic, pick_rows
 
 IMAGE_SHAPE = (28, 28, 1)
 HIDDEN_DIM = 400
@@ -64,6 +68,35 @@ def MNISTXZDiscriminator(latent_dim: int, out_dim: int, name: str = "mnist_xz_di
     h = leaky_relu(f"{name}_lrelu1")(SNDense(HIDDEN_DIM, name=f"{name}_fc1")(h))
     out = SNDense(out_dim, name=f"{name}_fc2")(h)
     return keras.Model(inputs=[x, z], outputs=out, name=name)
+
+
+class MNISTXZCritic(SplitCritic):
+    """An :func:`MNISTXZDiscriminator` evaluated with one pixel projection per distinct image batch, exactly.
+
+    Its first layer acts on ``concat(x, z)``: with fc1's normalised kernel split as ``[K_x; K_z]`` (rows for the 784
+    pixels, then for z), ``concat(x, z) K = x K_x + z K_z``. ``x K_x`` (almost all of the network's work) is computed
+    once per distinct image batch, then picked per tuple; ``z K_z``, the bias, LReLU and fc2 are per tuple.
+    """
+
+    def __init__(self, model: keras.Model):
+        super().__init__(model, num_images=1)
+        name = model.name
+        self._flatten = model.get_layer(f"{name}_flatten")
+        self._fc1, self._act, self._fc2 = (model.get_layer(f"{name}_{part}") for part in ("fc1", "lrelu1", "fc2"))
+        self._x_dim = math.prod(IMAGE_SHAPE)
+
+    def logits(self, images, picks, extra, training=None):
+        kernel = self._fc1.normalized_kernel(training)  # fc1's one power iteration of this call
+        k_x, k_z = tf.split(kernel, [self._x_dim, kernel.shape[0] - self._x_dim], axis=0)
+        hx = pick_rows([tf.matmul(self._flatten(x), k_x) for x in images[0]], picks[0])
+        (z,) = extra
+        h = self._act(hx + tf.matmul(z, k_z) + tf.convert_to_tensor(self._fc1.bias))
+        return self._fc2(h, training=training)
+
+
+def split_xz_discriminator(model: keras.Model) -> SplitCritic:
+    """The :class:`MNISTXZCritic` view of an :func:`MNISTXZDiscriminator` (same layers and variables)."""
+    return MNISTXZCritic(model)
 
 
 def mnist_x_branch(x: keras.KerasTensor, prefix: str) -> keras.KerasTensor:

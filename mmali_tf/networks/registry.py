@@ -14,6 +14,7 @@ import keras
 
 from mmali_tf.errors import ConfigError
 from mmali_tf.networks import joint, mnist, svhn
+from mmali_tf.networks.split import SplitCritic
 
 
 class _Kind(NamedTuple):
@@ -21,11 +22,14 @@ class _Kind(NamedTuple):
     decoder: object
     xz_discriminator: object
     x_branch: joint.XBranch
+    split_xz_discriminator: object
 
 
 _KINDS = {
-    "mnist": _Kind(mnist.MNISTEncoder, mnist.MNISTDecoder, mnist.MNISTXZDiscriminator, mnist.X_BRANCH),
-    "svhn": _Kind(svhn.SVHNEncoder, svhn.SVHNDecoder, svhn.SVHNXZDiscriminator, svhn.X_BRANCH),
+    "mnist": _Kind(mnist.MNISTEncoder, mnist.MNISTDecoder, mnist.MNISTXZDiscriminator, mnist.X_BRANCH,
+                   mnist.split_xz_discriminator),
+    "svhn": _Kind(svhn.SVHNEncoder, svhn.SVHNDecoder, svhn.SVHNXZDiscriminator, svhn.X_BRANCH,
+                  svhn.split_xz_discriminator),
 }
 
 KINDS = tuple(_KINDS)
@@ -92,3 +96,13 @@ def build_joint_discriminator(kinds: Sequence[str], architecture: str, name: str
 def build_joint_xz_discriminator(kinds: Sequence[str], z_dim: int, name: str) -> keras.Model:
     """Inputs ``[x_1, ..., x_M, z]`` (``z [B, z_dim]``) → ``[B, M + 1]`` logits (``MultiXZDiscriminator``)."""
     return joint.JointXZDiscriminator(_branches(kinds), z_dim, name=name)
+
+
+def split_xz_discriminator(kind: str, model: keras.Model) -> SplitCritic:
+    """A view of a ``build_xz_discriminator(kind, ...)`` model as x-part and head (same layers and variables)."""
+    return _kind(kind).split_xz_discriminator(model)
+
+
+def split_joint_discriminator(model: keras.Model) -> SplitCritic:
+    """A view of a joint (dot, concat or x-z) discriminator as per-modality x-parts and head."""
+    return joint.split_joint_discriminator(model)

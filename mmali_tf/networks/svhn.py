@@ -12,6 +12,7 @@ import keras
 
 from mmali_tf.networks.joint import FEATURE_DIM, XBranch, check_positive_int, sn_mlp_head
 from mmali_tf.networks.spectral_norm import SNConv2D, SNDense, leaky_relu, normal_init
+from mmali_tf.networks.split import MergeSplitCritic, SplitCritic
 
 IMAGE_SHAPE = (32, 32, 3)
 CONV_FILTERS = (32, 64, 128)
@@ -108,6 +109,11 @@ def SVHNXZDiscriminator(latent_dim: int, out_dim: int, name: str = "svhn_xz_disc
     hz = leaky_relu(f"{name}_z_lrelu2")(SNDense(FEATURE_DIM, name=f"{name}_z_fc2")(hz))
     h = keras.layers.Concatenate(axis=-1, name=f"{name}_concat")([hx, hz])
     return keras.Model(inputs=[x, z], outputs=sn_mlp_head(h, out_dim, name), name=name)
+
+
+def split_xz_discriminator(model: keras.Model) -> SplitCritic:
+    """An :func:`SVHNXZDiscriminator` as x-part (the conv x-branch) and head (z-branch, concat, MLP head)."""
+    return MergeSplitCritic(model, f"{model.name}_concat")
 
 
 X_BRANCH = XBranch(kind="svhn", image_shape=IMAGE_SHAPE, build=svhn_x_branch)
