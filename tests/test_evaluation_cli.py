@@ -57,8 +57,9 @@ def test_cli_writes_metrics_json_markdown_and_tensorboard(evaluated_run):
         record = json.load(f)
     report.validate_record(record)
     names = ("grey", "colour")
-    expected = {"coherence/grey_to_colour", "coherence/colour_to_grey", "coherence/joint", "synergy/grey",
-                "synergy/colour"} | {f"latent_acc{v}/{n}" for v in ("", "_content", "_style") for n in names}
+    expected = {"coherence/grey_to_colour", "coherence/colour_to_grey", "coherence/joint", "coherence/joint_chance",
+                "synergy/grey", "synergy/colour"} | {f"latent_acc{v}/{n}" for v in ("", "_content", "_style")
+                                                     for n in names}
     assert set(record["metrics"]) == expected
     assert record["step"] == 6 and record["checkpoint"].endswith("ckpt-6") and record["protocol"] == "clean"
     assert record["pairing"]["num_pairs"] == 718 and record["pairing"]["data_multiplication"] == 2
@@ -86,7 +87,8 @@ def test_in_training_hook_reuses_the_classifiers(evaluated_run, monkeypatch):
     monkeypatch.setattr(evaluate, "EvalOptions", lambda: quick)
     monkeypatch.delenv("MMALI_CLASSIFIER_DIR", raising=False)
     record = evaluate.evaluate_in_training(model, workdir, 6)
-    assert record["step"] == 6 and set(record["metrics"]) == {"coherence/joint", "synergy/grey", "synergy/colour"}
+    assert record["step"] == 6 and set(record["metrics"]) == {"coherence/joint", "coherence/joint_chance",
+                                                               "synergy/grey", "synergy/colour"}
     assert not any(c["trained_now"] for c in record["classifiers"].values())
     with open(os.path.join(workdir, "metrics_history.jsonl")) as f:
         assert len(f.readlines()) == 2

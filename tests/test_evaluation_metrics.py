@@ -103,8 +103,9 @@ def test_identity_translator_is_fully_coherent():
     pairs = same_label_pairs(TEST_LABELS)
     out = coherence.cross_and_synergy(model, test, pairs, classifiers_for(SPECS), SETTINGS, print_fn=quiet)
     assert out == {"coherence/a_to_b": 1.0, "coherence/b_to_a": 1.0, "synergy/a": 1.0, "synergy/b": 1.0}
-    assert coherence.joint_coherence(model, classifiers_for(SPECS), SETTINGS, print_fn=quiet) == {
-        "coherence/joint": 1.0}
+    joint = coherence.joint_coherence(model, classifiers_for(SPECS), SETTINGS, print_fn=quiet)
+    assert joint["coherence/joint"] == 1.0
+    assert abs(joint["coherence/joint_chance"] - 0.1) < 0.01  # sum_k p(k)^2 for a uniform digit
 
 
 def test_constant_decoder_scores_chance():
@@ -117,8 +118,16 @@ def test_constant_decoder_scores_chance():
     assert out["coherence/a_to_b"] == pytest.approx(share_of_3)
     assert out["synergy/b"] == pytest.approx(share_of_3)
     assert out["coherence/b_to_a"] == 1.0
-    joint = coherence.joint_coherence(model, classifiers_for(SPECS), SETTINGS, print_fn=quiet)["coherence/joint"]
-    assert abs(joint - 0.1) < 0.015  # P(argmax of 10 iid normals == 3) = 0.1; sd 0.003 at 10,000 draws
+    joint = coherence.joint_coherence(model, classifiers_for(SPECS), SETTINGS, print_fn=quiet)
+    assert abs(joint["coherence/joint"] - 0.1) < 0.015  # P(argmax of 10 iid normals == 3) = 0.1; sd 0.003
+    assert joint["coherence/joint_chance"] == pytest.approx(joint["coherence/joint"])  # p_b = 1 at digit 3
+
+
+def test_decoders_that_each_draw_one_different_digit_never_agree():
+    """A freshly initialised model's decoders give near-constant images, one digit each: joint = chance = 0."""
+    model = fake_model(SPECS, {}, {"a": marker_decoder("mnist", constant=1), "b": marker_decoder("svhn", constant=7)})
+    joint = coherence.joint_coherence(model, classifiers_for(SPECS), SETTINGS, print_fn=quiet)
+    assert joint == {"coherence/joint": 0.0, "coherence/joint_chance": 0.0}
 
 
 def test_synergy_uses_the_precision_weighted_joint_posterior():

@@ -4,7 +4,8 @@
   style is kept, as the reference) is decoded by ``b``'s decoder and classified by ``b``'s classifier; the score is
   the accuracy against the tuple's label.
 * ``coherence/joint``: ``num_prior`` (10,000) draws ``z ~ N(0, I)``; the *same* z (style and content) is decoded by
-  every decoder; the score is the fraction where all classifiers predict the same digit.
+  every decoder; the score is the fraction where all classifiers predict the same digit. ``coherence/joint_chance``
+  is the agreement that the decoders' class frequencies alone would give (see :func:`joint_coherence`).
 * ``synergy/<m>``: the content of a sample of the geometric-mean ("PoE-average") posterior of all M modalities,
   joined with ``m``'s own posterior style sample, decoded by ``m``'s decoder and classified against the label.
 
@@ -127,22 +128,33 @@ def cross_and_synergy(model, test_splits: dict, pairs: dict[str, np.ndarray], cl
 
 def joint_coherence(model, classifiers: dict, settings: CoherenceSettings = CoherenceSettings(),
                     print_fn=print) -> dict[str, float]:
-    """``coherence/joint``: fraction of ``num_prior`` shared prior draws on whose decodings all classifiers agree."""
+    """``coherence/joint``: fraction of ``num_prior`` shared prior draws on whose decodings all classifiers agree.
+
+    Also ``coherence/joint_chance``: the agreement expected if each decoder's predicted class were drawn
+    independently from its own class frequencies over the same draws, ``sum_k prod_m p_m(k)``. It tells a coherent
+    model (joint well above joint_chance) from decoders that merely favour the same few digits (joint close to a
+    high joint_chance) or that each always draw one different digit (both 0, as a freshly initialised model).
+    """
     names = list(model.names)
     latent_dim = int(model.config.model.latent_dim)
     decoders = model.ema_decoders
 
     @tf.function(jit_compile=settings.jit_compile)
-    def batch_agree(size, batch_index):
+    def batch_predictions(size, batch_index):
         z = StepNoise(settings.seed, batch_index).normal("joint/prior", tf.stack([size, latent_dim]))
         preds = [_predict(classifiers[n], decoders[n](z, training=False)) for n in names]
         agree = tf.reduce_all(tf.stack([tf.equal(p, preds[0]) for p in preds[1:]], axis=0), axis=0)
-        return tf.reduce_sum(tf.cast(agree, tf.int64))
+        counts = tf.stack([tf.math.bincount(tf.cast(p, tf.int32), minlength=10, maxlength=10, dtype=tf.int64)
+                           for p in preds])
+        return tf.reduce_sum(tf.cast(agree, tf.int64)), counts
 
-    total, agreed = int(settings.num_prior), 0
+    total, agreed, class_counts = int(settings.num_prior), 0, np.zeros((len(names), 10), np.int64)
     progress = Progress(total, "joint coherence", print_fn=print_fn)
     for i, start in enumerate(range(0, total, settings.batch_size)):
         size = min(settings.batch_size, total - start)
-        agreed += int(batch_agree(tf.constant(size), tf.constant(i, tf.int64)))
+        batch_agreed, batch_counts = batch_predictions(tf.constant(size), tf.constant(i, tf.int64))
+        agreed += int(batch_agreed)
+        class_counts += batch_counts.numpy()
         progress.update(start + size)
-    return {"coherence/joint": agreed / total}
+    shares = class_counts / total
+    return {"coherence/joint": agreed / total, "coherence/joint_chance": float(np.sum(np.prod(shares, axis=0)))}

@@ -24,6 +24,7 @@ DESCRIPTIONS = {
     "synergy": "synergy: geometric-mean joint content + own style, over the test pairs",
 }
 JOINT_DESCRIPTION = "joint coherence: one prior z decoded by every decoder, all classifiers agree"
+JOINT_CHANCE_DESCRIPTION = "agreement expected from each decoder's predicted-class frequencies alone (independence)"
 
 # Top-level fields of metrics.json and their types.
 FIELDS = {
@@ -115,7 +116,7 @@ def validate_record(record: dict) -> None:
     if record.get("protocol") not in (None, "clean", "reference"):
         problems.append(f"protocol is {record.get('protocol')!r}")
     for key, value in (record.get("metrics") or {}).items():
-        if not METRIC_KEY.match(key) and key != "coherence/joint":
+        if not METRIC_KEY.match(key):
             problems.append(f"metric key {key!r} does not match the key pattern")
         if not isinstance(value, float) or not math.isfinite(value) or not 0.0 <= value <= 1.0:
             problems.append(f"metric {key!r} = {value!r} is not a fraction in [0, 1]")
@@ -137,6 +138,8 @@ def validate_record(record: dict) -> None:
 def describe(key: str) -> str:
     if key == "coherence/joint":
         return JOINT_DESCRIPTION
+    if key == "coherence/joint_chance":
+        return JOINT_CHANCE_DESCRIPTION
     prefix, _, name = key.partition("/")
     text = DESCRIPTIONS.get(prefix, "")
     if prefix == "coherence" and "_to_" in name:
@@ -149,7 +152,7 @@ def _order(key: str) -> tuple:
     prefix = key.split("/", 1)[0]
     groups = ["coherence", "synergy", "latent_acc", "latent_acc_max", "latent_acc_content", "latent_acc_content_max",
               "latent_acc_style", "latent_acc_style_max"]
-    return (groups.index(prefix) if prefix in groups else len(groups), key == "coherence/joint", key)
+    return (groups.index(prefix) if prefix in groups else len(groups), key.startswith("coherence/joint"), key)
 
 
 def metrics_table(metrics: dict[str, float]) -> str:
