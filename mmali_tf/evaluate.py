@@ -138,9 +138,11 @@ def _evaluate_model(model, config, workdir, step, checkpoint, options, print_fn,
 
     classifiers, classifier_info = {}, {}
     if wants & {"cross", "joint", "synergy"}:
-        t0 = time.perf_counter()
-        classifiers, classifier_info = loaded or load_classifiers(config, options, workdir, print_fn)
-        timings["classifiers"] = time.perf_counter() - t0
+        if loaded is None:  # the command line loads them before the model (timed there, not here)
+            t0 = time.perf_counter()
+            loaded = load_classifiers(config, options, workdir, print_fn)
+            timings["classifiers"] = time.perf_counter() - t0
+        classifiers, classifier_info = loaded
         for name, info in classifier_info.items():
             print_fn(f"classifier for {name}: {info['kind']} on {info['data_label']}, test accuracy "
                      f"{info['test_accuracy']:.4f} ({os.path.basename(info['path'])})")
