@@ -2,7 +2,7 @@
 
     python tools/benchmark_train.py [--steps 25] [--repeats 3] [--warmup 3] [--data_dir DIR]
         [--configs mnist_svhn,multimnist2,multimnist4] [--modes xla1,noxla1,xla2,noxla2]
-        [--steps_per_execution 1] [--intra_op 0] [--inter_op 0] [--pipeline_steps 300]
+        [--steps_per_execution 1] [--intra_op 0] [--inter_op 0] [--pipeline_steps 300] [--baseline REF]
 
 Configurations (one iteration = D step + G step on 4 fresh paired batches of 64, i.e. 4*64 tuples):
 
@@ -17,6 +17,9 @@ runs in a fresh subprocess, because logical devices must be configured before Te
 Timing: ``model.fit`` on the real ``paired_batches`` tf.data pipeline (input included), ``--warmup`` steps (tracing,
 XLA compilation) excluded, then ``--repeats`` consecutive windows of ``--steps`` steps; the table shows the median
 window (and min-max). The pipeline rate is ``measure_rate`` of ``paired_batches`` alone, median of ``--repeats``.
+
+``--baseline REF`` also times the code of git ref REF (e.g. the commit before a speed-up), mode by mode right before
+the current code, so that both see about the same machine load; the table then shows both and the speed-up.
 
 GFLOP/s are given twice: (a) with the per-iteration work of the authors' code from issue 6 (46.9 / 6.0 / 13.5
 GFLOP), i.e. the authors' work per iteration divided by our time per iteration, and (b) with our own count of what
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
 import os
 import platform
@@ -200,13 +204,13 @@ def child_train(job: dict) -> dict:
     times = {}
 
     class Timer(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):  # logs arrive as numpy: the step has finished
-            done = (batch + 1) * k
+        def on_train_batch_end(self, batch, logs=None):  # logs arrive as numpy: the steps have finished
+            done = batch + 1  # Keras passes the index of the execution's last step
             if done in marks:
                 times[done] = (time.perf_counter(), cpu_seconds())
 
     load_before = os.getloadavg()[0]
-    model.fit(dataset, epochs=1, steps_per_epoch=total // k, verbose=0, callbacks=[Timer()], shuffle=False)
+    model.fit(dataset, epochs=1, steps_per_epoch=total, verbose=0, callbacks=[Timer()], shuffle=False)
     windows, cpu = [], []
     for r in range(job["repeats"]):
         (t0, c0), (t1, c1) = times[warmup + r * steps], times[warmup + (r + 1) * steps]
@@ -299,11 +303,13 @@ def main(argv=None) -> int:
     p.add_argument("--inter_op", type=int, default=0, help="inter-op threads (0 = TensorFlow's default)")
     p.add_argument("--pipeline_steps", type=int, default=300, help="elements per pipeline-rate repetition")
     p.add_argument("--no_pipeline", action="store_true", help="skip the tf.data rate")
+    p.add_argument("--baseline", default=None, help="git ref whose code is also timed, interleaved (before/after)")
     p.add_argument("--_child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
     if args._child:
         job = json.loads(args._child)
+        sys.path.insert(0, job["repo"])  # the code to time (this checkout or a --baseline one)
         result = child_train(job) if job["kind"] == "train" else child_pipeline(job)
         print("RESULT " + json.dumps(result), flush=True)
         return 0
@@ -319,9 +325,10 @@ def main(argv=None) -> int:
     if min(args.steps, args.repeats, args.steps_per_execution) < 1 or args.warmup < 0:
         p.error("--steps, --repeats and --steps_per_execution must be >= 1, --warmup >= 0")
     dirs = data_dirs(args.data_dir)
-    base = {"steps": args.steps, "repeats": args.repeats, "warmup": args.warmup, "dirs": dirs,
+    base = {"steps": args.steps, "repeats": args.repeats, "warmup": args.warmup, "dirs": dirs, "repo": REPO,
             "steps_per_execution": args.steps_per_execution, "intra_op": args.intra_op, "inter_op": args.inter_op,
             "pipeline_steps": args.pipeline_steps}
+    baseline_dir = export_ref(args.baseline) if args.baseline else None
 
     print(f"mmali_tf training benchmark, {time.strftime('%Y-%m-%d %H:%M:%S')}, commit {git_commit()}")
     print(f"CPU: {cpu_description()}")
@@ -331,15 +338,20 @@ def main(argv=None) -> int:
           f"steps_per_execution {args.steps_per_execution}, batch {BATCH}, "
           f"{CALLS_PER_ITERATION * BATCH} tuples/iteration", flush=True)
 
-    results = {}
+    if baseline_dir:
+        print(f"baseline: {args.baseline} ({git_commit(args.baseline)}), timed right before the current code in "
+              "every mode")
+    results, before = {}, {}
     for c in configs:
         for m in modes:
-            started = time.perf_counter()
-            results[c, m] = run_child({**base, "kind": "train", "config": c, "mode": m})
-            r = results[c, m]
-            note = (f"FAILED ({r['error'].splitlines()[-1]})" if "error" in r else
-                    f"{spread(r['its'])} it/s, load {r['load'][0]:.1f}->{r['load'][1]:.1f}")
-            print(f"  done {c:12s} {m:7s} in {time.perf_counter() - started:5.0f} s: {note}", flush=True)
+            runs = ([("before", before, baseline_dir)] if baseline_dir else []) + [("now", results, REPO)]
+            for label, table, repo in runs:
+                started = time.perf_counter()
+                table[c, m] = r = run_child({**base, "kind": "train", "config": c, "mode": m, "repo": repo})
+                note = (f"FAILED ({r['error'].splitlines()[-1]})" if "error" in r else
+                        f"{spread(r['its'])} it/s, load {r['load'][0]:.1f}->{r['load'][1]:.1f}")
+                print(f"  done {c:12s} {m:7s} {label:6s} in {time.perf_counter() - started:5.0f} s: {note}",
+                      flush=True)
         if not args.no_pipeline:
             results[c, "pipeline"] = run_child({**base, "kind": "pipeline", "config": c})
             r = results[c, "pipeline"]
@@ -355,26 +367,36 @@ def main(argv=None) -> int:
     print("sources: " + "; ".join(f"{n}: {s}" for n, s in sorted(sources.items())))
     print()
     header = (f"{'config':12s} {'mode':17s} {'it/s median (min-max)':>22s} {'ex/s':>6s} {'target':>7s} "
-              f"{'vs authors':>10s} {'GFLOP/s issue':>13s} {'GFLOP/it own':>12s} {'GFLOP/s own':>11s} {'CPU-s/it':>8s}")
+              f"{'vs authors':>10s} {'GFLOP/s issue':>13s} {'GFLOP/it own':>12s} {'GFLOP/s own':>11s} {'CPU-s/it':>8s} "
+              f"{'load':>4s}")
     print(header)
     print("-" * len(header))
     mode_names = {"xla1": "XLA, 1 replica", "noxla1": "no XLA, 1 replica", "xla2": "XLA, 2 replicas",
                   "noxla2": "no XLA, 2 replicas"}
     for c in configs:
-        own = next((results[c, m].get("flops") for m in modes if results[c, m].get("flops")), None)
         best = 0.0
         for m in modes:
-            r = results[c, m]
-            if "error" in r:
-                print(f"{c:12s} {mode_names[m]:17s} FAILED: {r['error'].splitlines()[-1]}")
-                continue
-            its = statistics.median(r["its"])
-            best = max(best, its)
-            ok = "ok" if its >= TARGET_ITS[c] else "MISS"
-            own_cols = (f"{own / 1e9:12.1f} {its * own / 1e9:11.1f}" if own else f"{'-':>12s} {'-':>11s}")
-            print(f"{c:12s} {mode_names[m]:17s} {spread(r['its']):>22s} {its * CALLS_PER_ITERATION * BATCH:6.0f} "
-                  f"{'>=' + format(TARGET_ITS[c], 'g'):>5s} {ok:<4s} {its / AUTHORS_ITS[c]:9.2f}x "
-                  f"{its * ISSUE_GFLOP[c]:13.1f} {own_cols} {statistics.median(r['cpu_s']):8.3f}")
+            for label, table in ([("before", before)] if before else []) + [("now", results)]:
+                r = table[c, m]
+                name = mode_names[m] if label == "now" else f"  before {args.baseline}"[:17]
+                if "error" in r:
+                    print(f"{c:12s} {name:17s} FAILED: {r['error'].splitlines()[-1]}")
+                    continue
+                its = statistics.median(r["its"])
+                own = next((table[c, x].get("flops") for x in modes if table[c, x].get("flops")), None)
+                own_cols = f"{own / 1e9:12.1f} {its * own / 1e9:11.1f}" if own else f"{'-':>12s} {'-':>11s}"
+                ok = "ok" if its >= TARGET_ITS[c] else "MISS"
+                load = statistics.mean(r["load"])
+                line = (f"{c:12s} {name:17s} {spread(r['its']):>22s} {its * CALLS_PER_ITERATION * BATCH:6.0f} "
+                        f"{'>=' + format(TARGET_ITS[c], 'g'):>5s} {ok:<4s} {its / AUTHORS_ITS[c]:9.2f}x "
+                        f"{its * ISSUE_GFLOP[c]:13.1f} {own_cols} {statistics.median(r['cpu_s']):8.3f} {load:4.1f}")
+                prev = before.get((c, m), {}) if label == "now" else {}
+                if "its" in prev:
+                    line += (f"  {its / statistics.median(prev['its']):.2f}x it/s, "
+                             f"{statistics.median(prev['cpu_s']) / statistics.median(r['cpu_s']):.2f}x CPU-s vs before")
+                print(line)
+                if label == "now":
+                    best = max(best, its)
         pr = results.get((c, "pipeline"))
         if pr is not None:
             if "error" in pr:
@@ -389,19 +411,35 @@ def main(argv=None) -> int:
     print(f"targets (issue 6): it/s >= {TARGET_ITS}; authors' PyTorch it/s {AUTHORS_ITS}; "
           f"GFLOP/s issue = it/s x {ISSUE_GFLOP} (authors' work per iteration); "
           f"GFLOP/it own = our count of the work our step executes; fp32 peak ~182 GFLOP/s; "
-          "CPU-s/it = process CPU seconds per iteration (all threads)")
+          "CPU-s/it = process CPU seconds per iteration (all threads); load = mean 1-min load average of the run")
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
 
-def git_commit() -> str:
+def git_commit(ref: str = "HEAD") -> str:
     try:
-        out = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+        out = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", ref], capture_output=True, text=True)
+        if ref != "HEAD":
+            return out.stdout.strip()
         dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "mmali_tf"],
                                capture_output=True, text=True).stdout.strip()
         return out.stdout.strip() + (" (+uncommitted changes in mmali_tf/)" if dirty else "")
     except OSError:
         return "unknown"
+
+
+def export_ref(ref: str) -> str:
+    """The files of git ref ``ref`` in a fresh temporary directory (``git archive``), for --baseline."""
+    import tarfile
+    import tempfile
+
+    target = tempfile.mkdtemp(prefix="mmali_baseline_")
+    archive = subprocess.run(["git", "-C", REPO, "archive", "--format=tar", ref, "mmali_tf"], capture_output=True)
+    if archive.returncode:
+        raise SystemExit(f"--baseline {ref}: {archive.stderr.decode().strip()}")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(target, filter="data")
+    return target
 
 
 if __name__ == "__main__":
