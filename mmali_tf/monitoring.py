@@ -43,6 +43,8 @@ class TrainingMonitor(keras.callbacks.Callback):
         self.extra_fn = extra_fn
         self.extra_every = extra_every
         self.last_saved = None
+        self.last_images = None
+        self.last_extra = None  # step of the last extra_fn call, so the caller does not evaluate it twice
 
     def on_train_begin(self, logs=None):
         self.start_step = global_step(self.model)
@@ -66,13 +68,15 @@ class TrainingMonitor(keras.callbacks.Callback):
             self.write_images(step)
         if self.extra_fn is not None and self._due(step, self.extra_every):
             self.extra_fn(step)
+            self.last_extra = step
 
     def on_train_end(self, logs=None):
         step = global_step(self.model)
         if self.last_saved != step:
             self.log(step)
             self.save(step)
-        self.write_images(step)
+        if self.last_images != step:
+            self.write_images(step)
 
     def log(self, step: int):
         values = {m.name: float(m.result()) for m in self.model.metrics if int(m.count.numpy()) > 0}
@@ -107,4 +111,5 @@ class TrainingMonitor(keras.callbacks.Callback):
         grids = images.translation_grids(self.model, self.image_batch)
         images.write_grids(grids, step, self.png_dir, self.writer)
         self.writer.flush()
+        self.last_images = step
 

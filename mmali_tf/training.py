@@ -145,7 +145,7 @@ def run(config: ExperimentConfig, workdir: str, print_fn=print, evaluate_fn=None
         print_fn(f"nothing to do: the run is already at step {start_step} >= max_iter {t.max_iter}")
     elapsed = time.perf_counter() - started
     step = int(model.d_optimizer.iterations.numpy())
-    if evaluate_fn is not None and t.eval_at_end:
+    if evaluate_fn is not None and t.eval_at_end and monitor.last_extra != step:
         evaluate_fn(model, step)
     writer.flush()
     summary = {"step": step, "checkpoint": manager.latest_checkpoint, "seconds": elapsed,

@@ -126,3 +126,11 @@ def test_three_modalities_train_one_step(tmp_path):
     model = training.run(config, str(tmp_path), print_fn=quiet)["model"]
     assert model.d0_c.output_shape == (None, 4)
     assert int(model.g_optimizer.iterations.numpy()) == 1
+
+
+def test_evaluation_schedule_runs_each_step_once(tmp_path):
+    # eval_every divides max_iter: the periodic call at the last step must not be repeated by eval_at_end.
+    evaluated = []
+    training.run(tiny_config(max_iter=4, eval_every=2, eval_at_end=True, save_every=2),
+                 str(tmp_path), print_fn=quiet, evaluate_fn=lambda model, step: evaluated.append(step))
+    assert evaluated == [2, 4]
