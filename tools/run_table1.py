@@ -3,8 +3,9 @@
 Trains and evaluates the six configurations ``flags/multimnist_m{2,3,4}[_joint].cfg`` at one iteration budget and
 prints the table next to the paper's values. Each configuration is a normal run directory under ``--root`` (a
 re-run resumes or skips finished work), trained with ``python -m mmali_tf.train`` and evaluated with
-``python -m mmali_tf.evaluate --metrics=latent`` (linear probe on the frozen EMA encoder of the upright modality,
-MNIST test split; see BUILD.md for the protocol).
+``python -m mmali_tf.evaluate --metrics=latent,cross,joint`` (linear probe on the frozen EMA encoder of the upright
+modality, MNIST test split; cross coherence between all modality pairs and joint coherence, with the MNIST classifier
+applied after un-rotating; see BUILD.md for the protocol).
 
     python tools/run_table1.py --iterations=2000 --data_dir=../shared/data --root=runs/table1
 """
@@ -31,6 +32,14 @@ flags.DEFINE_list("modalities", ["2", "3", "4"], "Modality counts to run.")
 flags.DEFINE_list("discriminators", ["joint", "factorized"], "Which discriminators to run.")
 flags.DEFINE_integer("seed", 0, "Seed of every run.", lower_bound=0)
 flags.DEFINE_list("extra_train_flags", [], "More flags for mmali_tf.train, e.g. --xla=false.")
+flags.DEFINE_list("metrics", ["latent", "cross", "joint"], "Metric groups passed to mmali_tf.evaluate.")
+flags.DEFINE_integer("max_pairs", 20_000, "Test tuples for cross coherence (0 = all 300,000).", lower_bound=0)
+flags.DEFINE_string("classifier_dir", None, "Coherence classifier directory shared by the six runs "
+                    "(default: $MMALI_CLASSIFIER_DIR, else <root>/classifiers).")
+
+
+def percent(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def run(cmd: list[str], log_path: str) -> None:
@@ -54,13 +63,18 @@ def one_configuration(num: int, discriminator: str) -> dict:
          f"--max_iter={F.iterations}", f"--seed={F.seed}", f"--save_every={max(F.iterations // 4, 1)}",
          f"--image_every={F.iterations}", *data, *F.extra_train_flags], log_path)
     trained = time.perf_counter() - started
-    run([sys.executable, "-m", "mmali_tf.evaluate", f"--workdir={workdir}", "--metrics=latent"], log_path)
+    classifier_dir = F.classifier_dir or os.environ.get("MMALI_CLASSIFIER_DIR") or os.path.join(F.root, "classifiers")
+    run([sys.executable, "-m", "mmali_tf.evaluate", f"--workdir={workdir}", f"--metrics={','.join(F.metrics)}",
+         f"--max_pairs={F.max_pairs}", f"--classifier_dir={classifier_dir}", *data], log_path)
     evaluated = time.perf_counter() - started - trained
     with open(os.path.join(workdir, "metrics.json")) as f:
         metrics = json.load(f)
-    accuracy = metrics["values"][f"latent_acc/{UPRIGHT}"]
-    return {"accuracy": 100.0 * accuracy if accuracy <= 1.0 else accuracy, "train_seconds": trained,
-            "eval_seconds": evaluated, "workdir": workdir}
+    values = metrics["values"]
+    cross = [v for k, v in values.items() if k.startswith("coherence/") and "_to_" in k]
+    return {"accuracy": 100.0 * values[f"latent_acc/{UPRIGHT}"],
+            "cross": 100.0 * sum(cross) / len(cross) if cross else None,
+            "joint": 100.0 * values["coherence/joint"] if "coherence/joint" in values else None,
+            "train_seconds": trained, "eval_seconds": evaluated, "workdir": workdir}
 
 
 def main(argv):
@@ -70,13 +84,15 @@ def main(argv):
         for discriminator in F.discriminators:
             results[(discriminator, num)] = one_configuration(num, discriminator)
             r = results[(discriminator, num)]
-            print(f"M={num} {discriminator}: probe {r['accuracy']:.2f}%  train {r['train_seconds'] / 60:.1f} min  "
+            print(f"M={num} {discriminator}: probe {r['accuracy']:.2f}%  cross {percent(r['cross'])}  "
+                  f"joint {percent(r['joint'])}  train {r['train_seconds'] / 60:.1f} min  "
                   f"eval {r['eval_seconds'] / 60:.1f} min", flush=True)
 
     print(f"\nTable 1 (MultiMNIST linear probe on the upright modality, MNIST test; {F.iterations} iterations per "
           "configuration; paper: 250,000)")
-    print("| modalities | joint (ours) | joint (paper) | factorized (ours) | factorized (paper) | train min (J / F) |")
-    print("|---|---|---|---|---|---|")
+    print("| modalities | joint (ours) | joint (paper) | factorized (ours) | factorized (paper) "
+          "| mean cross coherence (J / F) | joint coherence (J / F) | train min (J / F) |")
+    print("|---|---|---|---|---|---|---|---|")
     for num in (int(m) for m in F.modalities):
         cells = []
         for discriminator in ("joint", "factorized"):
@@ -84,7 +100,9 @@ def main(argv):
             cells += [f"{r['accuracy']:.2f}" if r else "-", f"{PAPER[(discriminator, num)]:.2f}"]
         times = " / ".join(f"{results[(d, num)]['train_seconds'] / 60:.1f}" if (d, num) in results else "-"
                            for d in ("joint", "factorized"))
-        print(f"| {num} | " + " | ".join(cells) + f" | {times} |")
+        cross, joint = (" / ".join(percent(results[(d, num)][key]) if (d, num) in results else "-"
+                                   for d in ("joint", "factorized")) for key in ("cross", "joint"))
+        print(f"| {num} | " + " | ".join(cells) + f" | {cross} | {joint} | {times} |")
     with open(os.path.join(F.root, f"table1_it{F.iterations}.json"), "w") as f:
         json.dump({f"{d}/m{n}": r for (d, n), r in results.items()}, f, indent=2)
 
