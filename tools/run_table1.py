@@ -58,18 +58,37 @@ def one_configuration(num: int, discriminator: str) -> dict:
     os.makedirs(workdir, exist_ok=True)
     log_path = os.path.join(workdir, "table1.log")
     data = [f"--data_dir={F.data_dir}"] if F.data_dir else []
-    started = time.perf_counter()
-    run([sys.executable, "-m", "mmali_tf.train", f"--flagfile=flags/{name}.cfg", f"--workdir={workdir}",
-         f"--max_iter={F.iterations}", f"--seed={F.seed}", f"--save_every={max(F.iterations // 4, 1)}",
-         f"--image_every={F.iterations}", *data, *F.extra_train_flags], log_path)
-    trained = time.perf_counter() - started
-    classifier_dir = F.classifier_dir or os.environ.get("MMALI_CLASSIFIER_DIR") or os.path.join(F.root, "classifiers")
-    run([sys.executable, "-m", "mmali_tf.evaluate", f"--workdir={workdir}", f"--metrics={','.join(F.metrics)}",
-         f"--max_pairs={F.max_pairs}", f"--classifier_dir={classifier_dir}", *data], log_path)
-    evaluated = time.perf_counter() - started - trained
-    with open(os.path.join(workdir, "metrics.json")) as f:
-        metrics = json.load(f)
-    values = metrics["values"]
+    times_path = os.path.join(workdir, "table1_times.json")
+    times = {}
+    if os.path.exists(times_path):
+        with open(times_path) as f:
+            times = json.load(f)
+    if times.get("iterations") != F.iterations:  # not trained (or interrupted) at this budget: train / resume
+        started = time.perf_counter()
+        run([sys.executable, "-m", "mmali_tf.train", f"--flagfile=flags/{name}.cfg", f"--workdir={workdir}",
+             f"--max_iter={F.iterations}", f"--seed={F.seed}", f"--save_every={max(F.iterations // 4, 1)}",
+             f"--image_every={F.iterations}", *data, *F.extra_train_flags], log_path)
+        times = {"iterations": F.iterations, "train_seconds": time.perf_counter() - started}
+        with open(times_path, "w") as f:
+            json.dump(times, f)
+    metrics_path = os.path.join(workdir, "metrics.json")
+    metrics = None
+    if os.path.exists(metrics_path):
+        with open(metrics_path) as f:
+            metrics = json.load(f)
+    if metrics is None or metrics.get("step") != F.iterations or "evaluate_seconds" not in times:
+        started = time.perf_counter()
+        classifier_dir = (F.classifier_dir or os.environ.get("MMALI_CLASSIFIER_DIR")
+                          or os.path.join(F.root, "classifiers"))
+        run([sys.executable, "-m", "mmali_tf.evaluate", f"--workdir={workdir}", f"--metrics={','.join(F.metrics)}",
+             f"--max_pairs={F.max_pairs}", f"--classifier_dir={classifier_dir}", *data], log_path)
+        times["evaluate_seconds"] = time.perf_counter() - started
+        with open(times_path, "w") as f:
+            json.dump(times, f)
+        with open(metrics_path) as f:
+            metrics = json.load(f)
+    trained, evaluated = times["train_seconds"], times["evaluate_seconds"]
+    values = metrics["metrics"]
     cross = [v for k, v in values.items() if k.startswith("coherence/") and "_to_" in k]
     return {"accuracy": 100.0 * values[f"latent_acc/{UPRIGHT}"],
             "cross": 100.0 * sum(cross) / len(cross) if cross else None,
