@@ -188,7 +188,7 @@ def _evaluate_model(model, config, workdir, step, checkpoint, options, print_fn,
         notes.append("SVHN stand-in: synthetic digits in SVHN's layout, not genuine SVHN; figures are not comparable "
                      "with the paper's SVHN numbers.")
     if options.max_pairs and pairing and pairing["evaluated_pairs"] < pairing["num_pairs"]:
-        notes.append(f"only the first {options.max_pairs:,} test pairs were evaluated (--max_pairs).")
+        notes.append(f"only {options.max_pairs:,} evenly spaced test pairs (all classes) were evaluated (--max_pairs).")
     settings = {"metrics": list(options.metrics), "seed": options.seed, "batch_size": options.batch_size,
                 "probe": dataclasses.asdict(probe), "probe_features": "sampled latent" if options.protocol ==
                 "reference" else "posterior mean",
@@ -251,7 +251,7 @@ def define_flags() -> None:
     flags.DEFINE_integer("probe_epochs", 100, "Linear-probe epochs (reference: 100).", lower_bound=1)
     flags.DEFINE_integer("batch_size", 1000, "Evaluation batch size.", lower_bound=1)
     flags.DEFINE_integer("num_prior", 10_000, "Prior samples for joint coherence.", lower_bound=1)
-    flags.DEFINE_integer("max_pairs", 0, "Evaluate only the first N test pairs (0 = all; for quick checks).",
+    flags.DEFINE_integer("max_pairs", 0, "Evaluate N evenly spaced test pairs (0 = all 300,000; for quick checks).",
                          lower_bound=0)
     flags.DEFINE_integer("seed", 0, "Seed of the evaluation noise, the probe and classifier training.", lower_bound=0)
     flags.DEFINE_bool("xla", False, "jit_compile the evaluation functions (slower for these convs on CPU).")

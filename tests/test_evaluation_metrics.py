@@ -215,3 +215,19 @@ def test_probe_matches_a_converged_logistic_regression():
                                  sampled=False, settings=latent.ProbeSettings(epochs=100, lr=1e-2))
     best = LogisticRegression(C=1e4, max_iter=5000).fit(x[:1500], y[:1500]).score(x[1500:], y[1500:])
     assert len(history) == 100 and history[-1] > best - 0.05
+
+
+def test_max_pairs_keeps_every_class():
+    # The pairing lists tuples class by class; a prefix of them would score a constant decoder 0% or 100%.
+    labels = np.repeat(np.arange(10), 30)
+    pairs = same_label_pairs(labels)
+    assert len(np.unique(labels[pairs["a"][:60]])) <= 2  # the pairing really is grouped by class
+    model = fake_model(SPECS, {"a": perfect_encoder(), "b": perfect_encoder()},
+                       {"a": marker_decoder("mnist"), "b": marker_decoder("svhn", constant=0)})
+    test = {"a": split(labels, "mnist"), "b": split(labels, "svhn")}
+    subset = coherence.CoherenceSettings(batch_size=128, max_pairs=100)
+    out = coherence.cross_and_synergy(model, test, pairs, classifiers_for(SPECS), subset, print_fn=quiet)
+    assert out["coherence/a_to_b"] == pytest.approx(0.1)  # 10 of the 100 evenly spaced tuples are zeros
+    assert out["coherence/b_to_a"] == 1.0
+    np.testing.assert_array_equal(coherence.subset_of_pairs(10, 4), [0, 2, 5, 7])
+    np.testing.assert_array_equal(coherence.subset_of_pairs(5, 0), np.arange(5))

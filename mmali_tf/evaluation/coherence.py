@@ -36,8 +36,16 @@ class CoherenceSettings:
     batch_size: int = 1000
     num_prior: int = 10_000
     seed: int = 0
-    max_pairs: int = 0  # 0 = every test tuple; otherwise the first max_pairs (quick checks only)
+    max_pairs: int = 0  # 0 = every test tuple; otherwise an evenly spaced subset of max_pairs (quick checks)
     jit_compile: bool = False
+
+
+def subset_of_pairs(num_pairs: int, max_pairs: int) -> np.ndarray:
+    """Indices of the tuples to evaluate: all, or ``max_pairs`` evenly spaced ones. The pairing lists tuples class
+    by class, so a prefix would hold one or two digits; every k-th tuple keeps the class mix."""
+    if not max_pairs or max_pairs >= num_pairs:
+        return np.arange(num_pairs)
+    return np.arange(max_pairs, dtype=np.int64) * num_pairs // max_pairs
 
 
 def _labels_of_pairs(test_splits: dict, pairs: dict[str, np.ndarray], names) -> np.ndarray:
@@ -72,10 +80,9 @@ def cross_and_synergy(model, test_splits: dict, pairs: dict[str, np.ndarray], cl
             encodings[(name, "test")] = encode_split(model.ema_encoders[name], test_splits[name].images,
                                                      settings.batch_size, settings.jit_compile,
                                                      label=f"encode {name}/test", print_fn=print_fn)
-    total = len(pairs[names[0]])
-    if settings.max_pairs:
-        total = min(total, int(settings.max_pairs))
-    pair_idx = {n: np.asarray(pairs[n][:total], np.int64) for n in names}
+    pair_idx = {n: np.asarray(pairs[n], np.int64)[subset_of_pairs(len(pairs[n]), settings.max_pairs)]
+                for n in names}
+    total = len(pair_idx[names[0]])
     labels = _labels_of_pairs(test_splits, pair_idx, names)
     means = {n: tf.constant(encodings[(n, "test")][0]) for n in names}
     logvars = {n: tf.constant(encodings[(n, "test")][1]) for n in names}
