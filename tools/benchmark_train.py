@@ -375,15 +375,18 @@ def main(argv=None) -> int:
                   "noxla2": "no XLA, 2 replicas"}
     for c in configs:
         best = 0.0
+        tables = ([("before", before)] if before else []) + [("now", results)]
+        own_flops = {label: next((table[c, m].get("flops") for m in modes if table[c, m].get("flops")), None)
+                     for label, table in tables}  # counted in the 1-replica children
         for m in modes:
-            for label, table in ([("before", before)] if before else []) + [("now", results)]:
+            for label, table in tables:
                 r = table[c, m]
                 name = mode_names[m] if label == "now" else f"  before {args.baseline}"[:17]
                 if "error" in r:
                     print(f"{c:12s} {name:17s} FAILED: {r['error'].splitlines()[-1]}")
                     continue
                 its = statistics.median(r["its"])
-                own = next((table[c, x].get("flops") for x in modes if table[c, x].get("flops")), None)
+                own = own_flops[label]
                 own_cols = f"{own / 1e9:12.1f} {its * own / 1e9:11.1f}" if own else f"{'-':>12s} {'-':>11s}"
                 ok = "ok" if its >= TARGET_ITS[c] else "MISS"
                 load = statistics.mean(r["load"])

@@ -20,6 +20,10 @@ import time
 
 from absl import app, flags
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)  # run from anywhere
+from mmali_tf.training import write_json_atomic  # noqa: E402  (a killed run must not leave half a JSON file)
+
 PAPER = {("joint", 2): 85.96, ("joint", 3): 85.44, ("joint", 4): 85.27,
          ("factorized", 2): 97.02, ("factorized", 3): 96.94, ("factorized", 4): 96.75}
 UPRIGHT = "mnist0"
@@ -36,6 +40,14 @@ flags.DEFINE_list("metrics", ["latent", "cross", "joint"], "Metric groups passed
 flags.DEFINE_integer("max_pairs", 20_000, "Test tuples for cross coherence (0 = all 300,000).", lower_bound=0)
 flags.DEFINE_string("classifier_dir", None, "Coherence classifier directory shared by the six runs "
                     "(default: $MMALI_CLASSIFIER_DIR, else <root>/classifiers).")
+
+
+def read_json(path: str):
+    """The parsed file, or None when it does not exist."""
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
 
 
 def percent(value) -> str:
@@ -59,23 +71,16 @@ def one_configuration(num: int, discriminator: str) -> dict:
     log_path = os.path.join(workdir, "table1.log")
     data = [f"--data_dir={F.data_dir}"] if F.data_dir else []
     times_path = os.path.join(workdir, "table1_times.json")
-    times = {}
-    if os.path.exists(times_path):
-        with open(times_path) as f:
-            times = json.load(f)
+    metrics_path = os.path.join(workdir, "metrics.json")
+    times = read_json(times_path) or {}
     if times.get("iterations") != F.iterations:  # not trained (or interrupted) at this budget: train / resume
         started = time.perf_counter()
         run([sys.executable, "-m", "mmali_tf.train", f"--flagfile=flags/{name}.cfg", f"--workdir={workdir}",
              f"--max_iter={F.iterations}", f"--seed={F.seed}", f"--save_every={max(F.iterations // 4, 1)}",
              f"--image_every={F.iterations}", *data, *F.extra_train_flags], log_path)
         times = {"iterations": F.iterations, "train_seconds": time.perf_counter() - started}
-        with open(times_path, "w") as f:
-            json.dump(times, f)
-    metrics_path = os.path.join(workdir, "metrics.json")
-    metrics = None
-    if os.path.exists(metrics_path):
-        with open(metrics_path) as f:
-            metrics = json.load(f)
+        write_json_atomic(times_path, times)
+    metrics = read_json(metrics_path)
     if metrics is None or metrics.get("step") != F.iterations or "evaluate_seconds" not in times:
         started = time.perf_counter()
         classifier_dir = (F.classifier_dir or os.environ.get("MMALI_CLASSIFIER_DIR")
@@ -83,10 +88,8 @@ def one_configuration(num: int, discriminator: str) -> dict:
         run([sys.executable, "-m", "mmali_tf.evaluate", f"--workdir={workdir}", f"--metrics={','.join(F.metrics)}",
              f"--max_pairs={F.max_pairs}", f"--classifier_dir={classifier_dir}", *data], log_path)
         times["evaluate_seconds"] = time.perf_counter() - started
-        with open(times_path, "w") as f:
-            json.dump(times, f)
-        with open(metrics_path) as f:
-            metrics = json.load(f)
+        write_json_atomic(times_path, times)
+        metrics = read_json(metrics_path)
     trained, evaluated = times["train_seconds"], times["evaluate_seconds"]
     values = metrics["metrics"]
     cross = [v for k, v in values.items() if k.startswith("coherence/") and "_to_" in k]

@@ -80,9 +80,9 @@ def cross_and_synergy(model, test_splits: dict, pairs: dict[str, np.ndarray], cl
             encodings[(name, "test")] = encode_split(model.ema_encoders[name], test_splits[name].images,
                                                      settings.batch_size, settings.jit_compile,
                                                      label=f"encode {name}/test", print_fn=print_fn)
-    pair_idx = {n: np.asarray(pairs[n], np.int64)[subset_of_pairs(len(pairs[n]), settings.max_pairs)]
-                for n in names}
-    total = len(pair_idx[names[0]])
+    keep = subset_of_pairs(len(pairs[names[0]]), settings.max_pairs)
+    pair_idx = {n: np.asarray(pairs[n], np.int64)[keep] for n in names}
+    total = len(keep)
     labels = _labels_of_pairs(test_splits, pair_idx, names)
     means = {n: tf.constant(encodings[(n, "test")][0]) for n in names}
     logvars = {n: tf.constant(encodings[(n, "test")][1]) for n in names}
