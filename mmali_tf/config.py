@@ -90,6 +90,8 @@ class TrainConfig:
     strategy: str = "default"  # "default", "mirrored", "multi_worker"
     num_devices: int = 1  # logical CPU devices to create for "mirrored" on a CPU-only machine
     steps_per_execution: int = 1
+    intra_op_threads: int = 0  # threads inside one op; 0 = TensorFlow's default (all cores)
+    inter_op_threads: int = 0  # ops run side by side; 0 = TensorFlow's default
     deterministic: bool = False  # tf.config.experimental.enable_op_determinism()
 
 
@@ -130,6 +132,8 @@ class ExperimentConfig:
                 raise ConfigError(f"{key} must be positive, got {value}")
         if t.eval_every < 0 or t.ema_start < 0:
             raise ConfigError("eval_every and ema_start must be >= 0")
+        if t.intra_op_threads < 0 or t.inter_op_threads < 0:
+            raise ConfigError("intra_op_threads and inter_op_threads must be >= 0 (0 = TensorFlow's default)")
         for name, count in d.extra_unpaired:
             if name not in names or count < -1:
                 raise ConfigError(f"extra_unpaired entry {name}:{count}: unknown modality or count < -1")

@@ -1,11 +1,64 @@
-"""Choosing a ``tf.distribute`` strategy (TensorFlow's own; no home-made scheme)."""
+"""How training executes: XLA, CPU threads, devices and the ``tf.distribute`` strategy (TensorFlow's own; no
+home-made scheme)."""
 
 from __future__ import annotations
+
+import logging
+import os
 
 import tensorflow as tf
 
 from mmali_tf.config import TrainConfig
 from mmali_tf.errors import ConfigError
+
+
+def usable_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def resolve_execution(xla: bool | None, intra_op_threads: int, inter_op_threads: int) -> tuple[bool, int, int]:
+    """Fill in "auto" execution settings (``xla=None``, negative thread counts) for this machine.
+
+    With an accelerator: XLA on, TensorFlow's default threads (0). On a CPU-only machine: XLA off (XLA's CPU
+    convolutions are slower than oneDNN's here) and two ops at a time, each on half of the cores. The step is a
+    wide graph of mid-sized ops (several discriminators, several modalities), and on the 2-core benchmark machine
+    running two single-threaded ops side by side beats TensorFlow's default of every op on all cores by 15-45%
+    (BUILD.md, "Speed on CPU"). Explicit values are kept as given.
+    """
+    accelerated = bool(tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU"))
+    if xla is None:
+        xla = accelerated
+    if accelerated or xla:
+        auto_intra, auto_inter = 0, 0  # one XLA cluster per step needs all cores inside the op
+    else:
+        auto_intra, auto_inter = max(1, usable_cpus() // 2), 2
+    intra = auto_intra if intra_op_threads < 0 else intra_op_threads
+    inter = auto_inter if inter_op_threads < 0 else inter_op_threads
+    return bool(xla), intra, inter
+
+
+def configure_threads(train: TrainConfig) -> None:
+    """Apply the thread counts of ``train`` (0 keeps TensorFlow's default); call before TensorFlow runs any op.
+
+    If the runtime is already running with other counts (several runs in one process), it keeps them: the counts
+    change speed, never results.
+    """
+    for setting, value in (("intra_op", train.intra_op_threads), ("inter_op", train.inter_op_threads)):
+        getter = getattr(tf.config.threading, f"get_{setting}_parallelism_threads")
+        if value <= 0 or getter() == value:
+            continue
+        try:
+            getattr(tf.config.threading, f"set_{setting}_parallelism_threads")(value)
+        except RuntimeError:
+            logging.getLogger(__name__).warning(
+                "TensorFlow is already running with %s_threads=%d; keeping it (asked for %d)", setting, getter(), value)
+
+
+def describe_threads(train: TrainConfig) -> str:
+    def show(value: int) -> str:
+        return str(value) if value > 0 else "default"
+
+    return f"threads intra-op {show(train.intra_op_threads)} / inter-op {show(train.inter_op_threads)}"
 
 
 def configure_devices(train: TrainConfig) -> None:

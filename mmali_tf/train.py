@@ -62,7 +62,12 @@ flags.DEFINE_integer("image_every", 2000, "Image-grid interval (steps).", lower_
 flags.DEFINE_integer("eval_every", 0, "Evaluation interval (steps); 0 = never during training.", lower_bound=0)
 flags.DEFINE_bool("eval_at_end", False, "Evaluate the final model.")
 flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints to keep.", lower_bound=1)
-flags.DEFINE_bool("xla", True, "Compile the training step with XLA.")
+flags.DEFINE_bool("xla", None, "Compile the training step with XLA (--xla / --noxla). Unset: on with a GPU or TPU, "
+                  "off on a CPU-only machine, where oneDNN's kernels are faster.")
+flags.DEFINE_integer("intra_op_threads", -1, "Threads inside one TensorFlow op; 0 = TensorFlow's default, -1 = auto "
+                     "(CPU-only without XLA: half the cores; else the default).", lower_bound=-1)
+flags.DEFINE_integer("inter_op_threads", -1, "TensorFlow ops run side by side; 0 = TensorFlow's default, -1 = auto "
+                     "(CPU-only without XLA: 2; else the default).", lower_bound=-1)
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"], "tf.distribute strategy.")
 flags.DEFINE_integer("num_devices", 1, "Replicas for --strategy=mirrored (logical CPUs without GPUs).",
                      lower_bound=1)
@@ -93,6 +98,11 @@ def parse_extra_unpaired(entries) -> tuple[tuple[str, int], ...]:
 
 
 def config_from_flags() -> ExperimentConfig:
+    """The typed config of the flags, with "auto" execution settings resolved for this machine."""
+    from mmali_tf import distribution
+
+    xla, intra_op_threads, inter_op_threads = distribution.resolve_execution(F.xla, F.intra_op_threads,
+                                                                             F.inter_op_threads)
     return ExperimentConfig(
         name=F.name,
         data=DataConfig(data_dir=F.data_dir, tfds_data_dir=F.tfds_data_dir, download=F.download,
@@ -108,8 +118,9 @@ def config_from_flags() -> ExperimentConfig:
                           epsilon=F.epsilon, ema_start=F.ema_start, ema_decay=F.ema_decay, seed=F.seed,
                           save_every=F.save_every, log_every=F.log_every, image_every=F.image_every,
                           eval_every=F.eval_every, eval_at_end=F.eval_at_end, keep_checkpoints=F.keep_checkpoints,
-                          xla=F.xla, strategy=F.strategy, num_devices=F.num_devices,
-                          steps_per_execution=F.steps_per_execution, deterministic=F.deterministic),
+                          xla=xla, strategy=F.strategy, num_devices=F.num_devices,
+                          steps_per_execution=F.steps_per_execution, intra_op_threads=intra_op_threads,
+                          inter_op_threads=inter_op_threads, deterministic=F.deterministic),
     ).validate()
 
 

@@ -31,7 +31,8 @@ from mmali_tf.monitoring import TrainingMonitor
 
 # Train settings that may change between a run and its resumption without changing what is learned.
 RESUMABLE_TRAIN_FIELDS = {"max_iter", "save_every", "log_every", "image_every", "eval_every", "eval_at_end",
-                          "keep_checkpoints", "xla", "strategy", "num_devices", "steps_per_execution"}
+                          "keep_checkpoints", "xla", "strategy", "num_devices", "steps_per_execution",
+                          "intra_op_threads", "inter_op_threads"}
 RESUMABLE_DATA_FIELDS = {"data_dir", "tfds_data_dir", "download"}
 IMAGE_EXAMPLES = 8
 
@@ -48,7 +49,7 @@ def write_json_atomic(path: str, payload) -> None:
 def _learning_state(config: ExperimentConfig) -> dict:
     raw = config.to_dict()
     for key in RESUMABLE_TRAIN_FIELDS:
-        raw["train"].pop(key)
+        raw["train"].pop(key, None)
     for key in RESUMABLE_DATA_FIELDS:
         raw["data"].pop(key)
     raw.pop("name")
@@ -98,6 +99,7 @@ def run(config: ExperimentConfig, workdir: str, print_fn=print, evaluate_fn=None
     prepare_workdir(config, workdir)
     if t.deterministic:
         tf.config.experimental.enable_op_determinism()
+    distribution.configure_threads(t)
     distribution.configure_devices(t)
     strategy = distribution.make_strategy(t)
 
@@ -120,7 +122,8 @@ def run(config: ExperimentConfig, workdir: str, print_fn=print, evaluate_fn=None
     model = build_model(config, strategy)
     print_fn(f"parameters: generators {count_parameters(model.generators):,}, "
              f"discriminators {count_parameters(model.discriminators):,}; "
-             f"{strategy.num_replicas_in_sync} replica(s), XLA {'on' if t.xla else 'off'}")
+             f"{strategy.num_replicas_in_sync} replica(s), XLA {'on' if t.xla else 'off'}, "
+             f"{distribution.describe_threads(t)}")
     manager = checkpointing.make_manager(model, workdir, t.keep_checkpoints)
     restored = checkpointing.restore_latest(manager)
     start_step = int(model.d_optimizer.iterations.numpy())

@@ -1,5 +1,6 @@
 """The training command line: bad input ends with one clear error line and a non-zero exit."""
 
+import json
 import os
 import subprocess
 import sys
@@ -62,10 +63,18 @@ def test_missing_workdir_flag():
 
 def test_cli_trains_and_resumes(tmp_path):
     workdir = tmp_path / "run"
-    first = train("--flagfile=flags/tiny.cfg", f"--workdir={workdir}", "--max_iter=2", "--noxla")
+    first = train("--flagfile=flags/tiny.cfg", f"--workdir={workdir}", "--max_iter=2")
     assert first.returncode == 0, first.stderr
     assert "step 2/2" in first.stdout and "done: step 2" in first.stdout
-    second = train("--flagfile=flags/tiny.cfg", f"--workdir={workdir}", "--max_iter=3", "--noxla")
+    # Execution left to "auto" on this CPU-only machine: no XLA, two single-op threads per half of the cores.
+    half = max(1, len(os.sched_getaffinity(0)) // 2)
+    assert f"XLA off, threads intra-op {half} / inter-op 2" in first.stdout
+    written = json.loads((workdir / "config.json").read_text())["train"]
+    assert (written["xla"], written["intra_op_threads"], written["inter_op_threads"]) == (False, half, 2)
+    # Execution settings may change on resume; explicit values are kept as given.
+    second = train("--flagfile=flags/tiny.cfg", f"--workdir={workdir}", "--max_iter=3", "--noxla",
+                   "--intra_op_threads=0", "--inter_op_threads=1")
     assert second.returncode == 0, second.stderr
     assert "resumed from" in second.stdout and "ckpt-2" in second.stdout
+    assert "XLA off, threads intra-op default / inter-op 1" in second.stdout
     assert "done: step 3" in second.stdout

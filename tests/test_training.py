@@ -134,3 +134,15 @@ def test_evaluation_schedule_runs_each_step_once(tmp_path):
     training.run(tiny_config(max_iter=4, eval_every=2, eval_at_end=True, save_every=2),
                  str(tmp_path), print_fn=quiet, evaluate_fn=lambda model, step: evaluated.append(step))
     assert evaluated == [2, 4]
+
+
+def test_auto_execution_settings_on_a_cpu_only_machine():
+    from mmali_tf import distribution
+
+    assert not tf.config.list_physical_devices("GPU")  # CI and this machine
+    half = max(1, distribution.usable_cpus() // 2)
+    assert distribution.resolve_execution(None, -1, -1) == (False, half, 2)
+    assert distribution.resolve_execution(True, -1, -1) == (True, 0, 0)  # one XLA cluster needs every core
+    assert distribution.resolve_execution(False, 3, 0) == (False, 3, 0)  # explicit values are kept
+    with pytest.raises(ConfigError, match="intra_op_threads"):
+        tiny_config(intra_op_threads=-1).validate()

@@ -2,7 +2,7 @@
 
     python tools/benchmark_train.py [--steps 25] [--repeats 3] [--warmup 3] [--data_dir DIR]
         [--configs mnist_svhn,multimnist2,multimnist4] [--modes xla1,noxla1,xla2,noxla2]
-        [--steps_per_execution 1] [--intra_op 0] [--inter_op 0] [--pipeline_steps 300] [--baseline REF]
+        [--steps_per_execution 1] [--intra_op -1] [--inter_op -1] [--pipeline_steps 300] [--baseline REF]
 
 Configurations (one iteration = D step + G step on 4 fresh paired batches of 64, i.e. 4*64 tuples):
 
@@ -12,7 +12,10 @@ Configurations (one iteration = D step + G step on 4 fresh paired batches of 64,
   per modality, concat joint critic, no reconstruction terms, lambda_u 0.1, latent 20 = 10 + 10).
 
 Modes: XLA on/off x 1 replica (default strategy) / MirroredStrategy on 2 logical CPU devices. Every (config, mode)
-runs in a fresh subprocess, because logical devices must be configured before TensorFlow runs any op.
+runs in a fresh subprocess, because logical devices and thread counts must be set before TensorFlow runs any op.
+Threads: by default what ``mmali_tf.train`` picks for the mode (``distribution.resolve_execution``: on a CPU-only
+machine without XLA two ops at a time on half the cores each, with XLA TensorFlow's default); ``--intra_op`` /
+``--inter_op`` override it (0 = TensorFlow's default). The table's "threads" column shows intra/inter per row.
 
 Timing: ``model.fit`` on the real ``paired_batches`` tf.data pipeline (input included), ``--warmup`` steps (tracing,
 XLA compilation) excluded, then ``--repeats`` consecutive windows of ``--steps`` steps; the table shows the median
@@ -76,11 +79,23 @@ def read_flagfile(path: str) -> dict[str, str]:
     return values
 
 
-def experiment_config(name: str, xla: bool, replicas: int, steps_per_execution: int):
+def resolved_threads(xla: bool, intra_op: int, inter_op: int) -> tuple[int, int]:
+    """Thread counts for a mode: -1 = what ``mmali_tf.train`` picks (this checkout's policy), 0 = TF's default."""
+    from mmali_tf import distribution
+
+    return distribution.resolve_execution(xla, intra_op, inter_op)[1:]
+
+
+def experiment_config(name: str, xla: bool, replicas: int, steps_per_execution: int, intra_op: int = 0,
+                      inter_op: int = 0):
+    """The benchmark configuration ``name`` (thread counts already resolved, 0 = TensorFlow's default)."""
     from mmali_tf.config import DataConfig, ExperimentConfig, LossConfig, ModalitySpec, ModelConfig, TrainConfig
 
+    threads = {"intra_op_threads": intra_op, "inter_op_threads": inter_op}
+    if not set(threads) <= set(TrainConfig.__dataclass_fields__):  # a --baseline older than these fields
+        threads = {}
     train = TrainConfig(batch_size=BATCH, xla=xla, strategy="mirrored" if replicas > 1 else "default",
-                        num_devices=replicas, steps_per_execution=steps_per_execution)
+                        num_devices=replicas, steps_per_execution=steps_per_execution, **threads)
     if name == "mnist_svhn":
         f = read_flagfile(FLAGFILE)
         modalities = []
@@ -181,15 +196,16 @@ def count_step_flops(model, element_spec) -> float:
 def child_train(job: dict) -> dict:
     import tensorflow as tf
 
-    set_threads(job)
+    set_threads(job)  # before any TF op
     import keras
 
     from mmali_tf import distribution, training
     from mmali_tf.data.pipeline import paired_batches
 
     xla, replicas = MODES[job["mode"]]
-    config = experiment_config(job["config"], xla, replicas, job["steps_per_execution"])
-    distribution.configure_devices(config.train)  # before any TF op
+    config = experiment_config(job["config"], xla, replicas, job["steps_per_execution"], job["intra_op"],
+                               job["inter_op"])
+    distribution.configure_devices(config.train)
     strategy = distribution.make_strategy(config.train)
     images, pairs, sources = load_training_data(config, job["dirs"])
     model = training.build_model(config, strategy)
@@ -240,11 +256,12 @@ def cpu_seconds() -> float:
 
 
 def set_threads(job: dict) -> None:
+    """Set the job's (resolved) thread counts through TensorFlow directly, which works for a --baseline too."""
     import tensorflow as tf
 
-    if job.get("intra_op"):
+    if job["intra_op"] > 0:
         tf.config.threading.set_intra_op_parallelism_threads(job["intra_op"])
-    if job.get("inter_op"):
+    if job["inter_op"] > 0:
         tf.config.threading.set_inter_op_parallelism_threads(job["inter_op"])
 
 
@@ -299,8 +316,10 @@ def main(argv=None) -> int:
     p.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated subset of {CONFIGS}")
     p.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {tuple(MODES)}")
     p.add_argument("--steps_per_execution", type=int, default=1)
-    p.add_argument("--intra_op", type=int, default=0, help="intra-op threads (0 = TensorFlow's default)")
-    p.add_argument("--inter_op", type=int, default=0, help="inter-op threads (0 = TensorFlow's default)")
+    p.add_argument("--intra_op", type=int, default=-1,
+                   help="intra-op threads (-1 = what mmali_tf.train picks for the mode, 0 = TensorFlow's default)")
+    p.add_argument("--inter_op", type=int, default=-1,
+                   help="inter-op threads (-1 = what mmali_tf.train picks for the mode, 0 = TensorFlow's default)")
     p.add_argument("--pipeline_steps", type=int, default=300, help="elements per pipeline-rate repetition")
     p.add_argument("--no_pipeline", action="store_true", help="skip the tf.data rate")
     p.add_argument("--baseline", default=None, help="git ref whose code is also timed, interleaved (before/after)")
@@ -326,8 +345,9 @@ def main(argv=None) -> int:
         p.error("--steps, --repeats and --steps_per_execution must be >= 1, --warmup >= 0")
     dirs = data_dirs(args.data_dir)
     base = {"steps": args.steps, "repeats": args.repeats, "warmup": args.warmup, "dirs": dirs, "repo": REPO,
-            "steps_per_execution": args.steps_per_execution, "intra_op": args.intra_op, "inter_op": args.inter_op,
-            "pipeline_steps": args.pipeline_steps}
+            "steps_per_execution": args.steps_per_execution, "pipeline_steps": args.pipeline_steps}
+    threads = {m: dict(zip(("intra_op", "inter_op"), resolved_threads(MODES[m][0], args.intra_op, args.inter_op)))
+               for m in MODES}
     baseline_dir = export_ref(args.baseline) if args.baseline else None
 
     print(f"mmali_tf training benchmark, {time.strftime('%Y-%m-%d %H:%M:%S')}, commit {git_commit()}")
@@ -347,13 +367,14 @@ def main(argv=None) -> int:
             runs = ([("before", before, baseline_dir)] if baseline_dir else []) + [("now", results, REPO)]
             for label, table, repo in runs:
                 started = time.perf_counter()
-                table[c, m] = r = run_child({**base, "kind": "train", "config": c, "mode": m, "repo": repo})
+                table[c, m] = r = run_child({**base, **threads[m], "kind": "train", "config": c, "mode": m,
+                                             "repo": repo})
                 note = (f"FAILED ({r['error'].splitlines()[-1]})" if "error" in r else
                         f"{spread(r['its'])} it/s, load {r['load'][0]:.1f}->{r['load'][1]:.1f}")
                 print(f"  done {c:12s} {m:7s} {label:6s} in {time.perf_counter() - started:5.0f} s: {note}",
                       flush=True)
         if not args.no_pipeline:
-            results[c, "pipeline"] = run_child({**base, "kind": "pipeline", "config": c})
+            results[c, "pipeline"] = run_child({**base, **threads["noxla1"], "kind": "pipeline", "config": c})
             r = results[c, "pipeline"]
             note = f"FAILED ({r['error'].splitlines()[-1]})" if "error" in r else spread(r["rates"]) + " steps/s"
             print(f"  done {c:12s} pipeline: {note}", flush=True)
@@ -361,14 +382,13 @@ def main(argv=None) -> int:
     report = next((r for r in results.values() if "threads" in r), None)
     if report:
         t = report["threads"]
-        print(f"TensorFlow {t['tf']}; threads: intra_op {t['intra_op'] or 'default (0)'}, "
-              f"inter_op {t['inter_op'] or 'default (0)'}; env {t['env'] or '{}'}")
+        print(f"TensorFlow {t['tf']}; env {t['env'] or '{}'}; threads per row as intra-op/inter-op (0 = TF's default)")
     sources = {n: s for r in results.values() for n, s in r.get("sources", {}).items()}
     print("sources: " + "; ".join(f"{n}: {s}" for n, s in sorted(sources.items())))
     print()
     header = (f"{'config':12s} {'mode':17s} {'it/s median (min-max)':>22s} {'ex/s':>6s} {'target':>7s} "
               f"{'vs authors':>10s} {'GFLOP/s issue':>13s} {'GFLOP/it own':>12s} {'GFLOP/s own':>11s} {'CPU-s/it':>8s} "
-              f"{'load':>4s}")
+              f"{'load':>4s} {'threads':>7s}")
     print(header)
     print("-" * len(header))
     mode_names = {"xla1": "XLA, 1 replica", "noxla1": "no XLA, 1 replica", "xla2": "XLA, 2 replicas",
@@ -392,7 +412,8 @@ def main(argv=None) -> int:
                 load = statistics.mean(r["load"])
                 line = (f"{c:12s} {name:17s} {spread(r['its']):>22s} {its * CALLS_PER_ITERATION * BATCH:6.0f} "
                         f"{'>=' + format(TARGET_ITS[c], 'g'):>5s} {ok:<4s} {its / AUTHORS_ITS[c]:9.2f}x "
-                        f"{its * ISSUE_GFLOP[c]:13.1f} {own_cols} {statistics.median(r['cpu_s']):8.3f} {load:4.1f}")
+                        f"{its * ISSUE_GFLOP[c]:13.1f} {own_cols} {statistics.median(r['cpu_s']):8.3f} {load:4.1f} "
+                        f"{r['threads']['intra_op']:>3d}/{r['threads']['inter_op']:<3d}")
                 prev = before.get((c, m), {}) if label == "now" else {}
                 if "its" in prev:
                     line += (f"  {its / statistics.median(prev['its']):.2f}x it/s, "

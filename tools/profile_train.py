@@ -1,11 +1,12 @@
 """Where one training iteration spends its time: a TensorFlow profiler trace of a few steps, summarised by op type.
 
     python tools/profile_train.py [--config mnist_svhn] [--xla] [--steps 10] [--warmup 3] [--data_dir DIR]
-        [--logdir /tmp/mmali_profile] [--top 15]
+        [--logdir /tmp/mmali_profile] [--top 15] [--intra_op -1] [--inter_op -1]
 
 Same configurations and data as ``tools/benchmark_train.py``. After ``--warmup`` untimed steps, ``--steps`` steps
 run under ``tf.profiler.experimental``; the trace is written to ``--logdir`` (open it with TensorBoard's profile
-plugin or xprof for the timeline) and summarised here from its XPlane file:
+plugin or xprof for the timeline) and summarised here from its XPlane file (threads as ``mmali_tf.train`` picks
+them unless ``--intra_op`` / ``--inter_op`` say otherwise; 0 = TensorFlow's default):
 
 * wall time per step, and the part of it in which no TF op ran on any executor thread (Python, Keras callbacks,
   input wait, scheduling gaps);
@@ -103,6 +104,8 @@ def main(argv=None) -> int:
     p.add_argument("--data_dir", default=None, help="directory with mnist.npz and/or train_32x32.mat")
     p.add_argument("--logdir", default="/tmp/mmali_profile", help="where the profiler trace is written")
     p.add_argument("--top", type=int, default=15, help="op types listed")
+    p.add_argument("--intra_op", type=int, default=-1, help="-1 = what mmali_tf.train picks, 0 = TF's default")
+    p.add_argument("--inter_op", type=int, default=-1, help="-1 = what mmali_tf.train picks, 0 = TF's default")
     args = p.parse_args(argv)
     if args.steps < 1 or args.warmup < 1:
         p.error("--steps and --warmup must be >= 1")
@@ -112,7 +115,9 @@ def main(argv=None) -> int:
     from mmali_tf import training
     from mmali_tf.data.pipeline import paired_batches
 
-    config = bench.experiment_config(args.config, args.xla, 1, 1)
+    intra_op, inter_op = bench.resolved_threads(args.xla, args.intra_op, args.inter_op)
+    bench.set_threads({"intra_op": intra_op, "inter_op": inter_op})
+    config = bench.experiment_config(args.config, args.xla, 1, 1, intra_op, inter_op)
     images, pairs, sources = bench.load_training_data(config, bench.data_dirs(args.data_dir))
     model = training.build_model(config, tf.distribute.get_strategy())
     dataset = paired_batches(images, pairs, batch_size=bench.BATCH, seed=0)
@@ -127,7 +132,7 @@ def main(argv=None) -> int:
     if not traces:
         print(f"error: the profiler wrote no trace under {run_dir}", file=sys.stderr)
         return 1
-    print(f"{args.config}, XLA {'on' if args.xla else 'off'}, batch {bench.BATCH} x {bench.CALLS_PER_ITERATION} "
+    print(f"{args.config}, XLA {'on' if args.xla else 'off'}, threads {intra_op}/{inter_op}, batch {bench.BATCH} x {bench.CALLS_PER_ITERATION} "
           f"calls per iteration, TensorFlow {tf.__version__}; trace {traces[-1]}")
     print(summarise(traces[-1], args.steps, wall, args.top))
     return 0
