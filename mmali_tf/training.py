@@ -12,7 +12,6 @@ Run directory layout::
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -22,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from mmali_tf import checkpointing, distribution, training_data
+from mmali_tf.atomic_files import write_json_atomic
 from mmali_tf.config import ExperimentConfig
 from mmali_tf.data import pairing_summary
 from mmali_tf.data.unpaired import pools_summary
@@ -35,15 +35,6 @@ RESUMABLE_TRAIN_FIELDS = {"max_iter", "save_every", "log_every", "image_every", 
                           "intra_op_threads", "inter_op_threads"}
 RESUMABLE_DATA_FIELDS = {"data_dir", "tfds_data_dir", "download"}
 IMAGE_EXAMPLES = 8
-
-
-def write_json_atomic(path: str, payload) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        f.write(payload if isinstance(payload, str) else json.dumps(payload, indent=2, sort_keys=True))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _learning_state(config: ExperimentConfig) -> dict:

@@ -22,7 +22,7 @@ from absl import app, flags
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)  # run from anywhere
-from mmali_tf.training import write_json_atomic  # noqa: E402  (a killed run must not leave half a JSON file)
+from mmali_tf.atomic_files import write_json_atomic  # noqa: E402  (a killed run must not leave half a JSON file)
 
 PAPER = {("joint", 2): 85.96, ("joint", 3): 85.44, ("joint", 4): 85.27,
          ("factorized", 2): 97.02, ("factorized", 3): 96.94, ("factorized", 4): 96.75}

@@ -43,6 +43,7 @@ import numpy as np
 import tensorflow as tf
 
 from mmali_tf.data import Split
+from mmali_tf.atomic_files import write_text_atomic
 from mmali_tf.errors import ConfigError, MMALIError
 
 PROTOCOLS = ("clean", "reference")
@@ -310,15 +311,6 @@ class ClassifierFiles:
         return os.path.join(self.directory, f"{self.stem}.json")
 
 
-def _write_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def save_classifier(model: keras.Model, files: ClassifierFiles, sidecar: dict) -> dict:
     """Write weights, checksum and sidecar (each atomically; the checksum is written after the weights)."""
     os.makedirs(files.directory, exist_ok=True)
@@ -326,9 +318,9 @@ def save_classifier(model: keras.Model, files: ClassifierFiles, sidecar: dict) -
     model.save_weights(tmp)
     digest = sha256_file(tmp)
     os.replace(tmp, files.weights)
-    _write_atomic(files.checksum, f"{digest}  {os.path.basename(files.weights)}\n")
+    write_text_atomic(files.checksum, f"{digest}  {os.path.basename(files.weights)}\n")
     sidecar = {**sidecar, "sha256": digest, "weights_file": os.path.basename(files.weights)}
-    _write_atomic(files.sidecar, json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
+    write_text_atomic(files.sidecar, json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
     return sidecar
 
 

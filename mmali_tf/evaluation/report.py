@@ -10,6 +10,8 @@ import os
 import re
 import time
 
+from mmali_tf.atomic_files import write_text_atomic
+
 SCHEMA = "mmali_tf.metrics/1"
 METRIC_KEY = re.compile(r"^(latent_acc(_content|_style)?(_max)?|coherence|synergy)/[A-Za-z0-9_.-]+$")
 
@@ -212,15 +214,6 @@ def log_tensorboard(logdir: str, metrics: dict[str, float], step: int, protocol:
     writer.close()
 
 
-def _write_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def output_name(protocol: str) -> str:
     """``metrics`` for the clean protocol, ``metrics_reference`` for the reference protocol."""
     return "metrics" if protocol == "clean" else f"metrics_{protocol}"
@@ -233,8 +226,8 @@ def write_outputs(record: dict, workdir: str, log_to_tensorboard: bool = True) -
     paths = {"json": os.path.join(workdir, f"{name}.json"), "md": os.path.join(workdir, f"{name}.md"),
              "history": os.path.join(workdir, "metrics_history.jsonl")}
     os.makedirs(workdir, exist_ok=True)
-    _write_atomic(paths["json"], json.dumps(record, indent=2, sort_keys=True) + "\n")
-    _write_atomic(paths["md"], markdown(record))
+    write_text_atomic(paths["json"], json.dumps(record, indent=2, sort_keys=True) + "\n")
+    write_text_atomic(paths["md"], markdown(record))
     with open(paths["history"], "a") as f:
         f.write(json.dumps({k: record[k] for k in ("step", "protocol", "checkpoint", "created", "metrics")},
                            sort_keys=True) + "\n")
