@@ -97,9 +97,9 @@ def test_sn_conv_forward_and_gradient_match_explicit_formula(kernel, strides, pa
         y_ref = tf.nn.conv2d(x, k_var / sigma, strides=strides, padding=padding.upper()) + layer.bias
         loss_ref = tf.reduce_sum(y_ref**2)
     assert y.shape == y_ref.shape
-    np.testing.assert_allclose(y.numpy(), y_ref.numpy(), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(g_kernel.numpy(), tape.gradient(loss_ref, k_var).numpy(), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(g_x.numpy(), tape.gradient(loss_ref, x).numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(y.numpy(), y_ref.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(g_kernel.numpy(), tape.gradient(loss_ref, k_var).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(g_x.numpy(), tape.gradient(loss_ref, x).numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_sn_conv_covering_the_input_runs_as_a_matmul():
