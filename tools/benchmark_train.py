@@ -81,6 +81,7 @@ def read_flagfile(path: str) -> dict[str, str]:
 
 def resolved_threads(xla: bool, intra_op: int, inter_op: int) -> tuple[int, int]:
     """Thread counts for a mode: -1 = what ``mmali_tf.train`` picks (this checkout's policy), 0 = TF's default."""
+    from mmali_tf import flags_common  # noqa: F401  (imports TensorFlow without its start-up banner)
     from mmali_tf import distribution
 
     return distribution.resolve_execution(xla, intra_op, inter_op)[1:]
