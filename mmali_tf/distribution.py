@@ -22,8 +22,9 @@ def resolve_execution(xla: bool | None, intra_op_threads: int, inter_op_threads:
     With an accelerator: XLA on, TensorFlow's default threads (0). On a CPU-only machine: XLA off (XLA's CPU
     convolutions are slower than oneDNN's here) and two ops at a time, each on half of the cores. The step is a
     wide graph of mid-sized ops (several discriminators, several modalities), and on the 2-core benchmark machine
-    running two single-threaded ops side by side beats TensorFlow's default of every op on all cores by 15-45%
-    (BUILD.md, "Speed on CPU"). Explicit values are kept as given.
+    running two single-threaded ops side by side beats TensorFlow's default of every op on all cores by 9-58%
+    (BUILD.md, "Speed on CPU"). Explicit values are kept as given; so is a count set through TensorFlow's
+    environment variables (``TF_NUM_INTRAOP_THREADS``, ``TF_NUM_INTEROP_THREADS``), which "auto" leaves at 0.
     """
     accelerated = bool(tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU"))
     if xla is None:
@@ -32,6 +33,10 @@ def resolve_execution(xla: bool | None, intra_op_threads: int, inter_op_threads:
         auto_intra, auto_inter = 0, 0  # one XLA cluster per step needs all cores inside the op
     else:
         auto_intra, auto_inter = max(1, usable_cpus() // 2), 2
+    if os.environ.get("TF_NUM_INTRAOP_THREADS"):
+        auto_intra = 0
+    if os.environ.get("TF_NUM_INTEROP_THREADS"):
+        auto_inter = 0
     intra = auto_intra if intra_op_threads < 0 else intra_op_threads
     inter = auto_inter if inter_op_threads < 0 else inter_op_threads
     return bool(xla), intra, inter
@@ -41,7 +46,7 @@ def configure_threads(train: TrainConfig) -> None:
     """Apply the thread counts of ``train`` (0 keeps TensorFlow's default); call before TensorFlow runs any op.
 
     If the runtime is already running with other counts (several runs in one process), it keeps them: the counts
-    change speed, never results.
+    change speed and float rounding (some kernels split their sums by thread), not what is learned.
     """
     for setting, value in (("intra_op", train.intra_op_threads), ("inter_op", train.inter_op_threads)):
         getter = getattr(tf.config.threading, f"get_{setting}_parallelism_threads")
@@ -54,11 +59,14 @@ def configure_threads(train: TrainConfig) -> None:
                 "TensorFlow is already running with %s_threads=%d; keeping it (asked for %d)", setting, getter(), value)
 
 
-def describe_threads(train: TrainConfig) -> str:
+def describe_threads() -> str:
+    """The thread counts TensorFlow is running with (which may differ from a config's if it started earlier)."""
     def show(value: int) -> str:
         return str(value) if value > 0 else "default"
 
-    return f"threads intra-op {show(train.intra_op_threads)} / inter-op {show(train.inter_op_threads)}"
+    intra = tf.config.threading.get_intra_op_parallelism_threads()
+    inter = tf.config.threading.get_inter_op_parallelism_threads()
+    return f"threads intra-op {show(intra)} / inter-op {show(inter)}"
 
 
 def configure_devices(train: TrainConfig) -> None:

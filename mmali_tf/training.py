@@ -40,7 +40,7 @@ IMAGE_EXAMPLES = 8
 def _learning_state(config: ExperimentConfig) -> dict:
     raw = config.to_dict()
     for key in RESUMABLE_TRAIN_FIELDS:
-        raw["train"].pop(key, None)
+        raw["train"].pop(key)
     for key in RESUMABLE_DATA_FIELDS:
         raw["data"].pop(key)
     raw.pop("name")
@@ -114,7 +114,7 @@ def run(config: ExperimentConfig, workdir: str, print_fn=print, evaluate_fn=None
     print_fn(f"parameters: generators {count_parameters(model.generators):,}, "
              f"discriminators {count_parameters(model.discriminators):,}; "
              f"{strategy.num_replicas_in_sync} replica(s), XLA {'on' if t.xla else 'off'}, "
-             f"{distribution.describe_threads(t)}")
+             f"{distribution.describe_threads()}")
     manager = checkpointing.make_manager(model, workdir, t.keep_checkpoints)
     restored = checkpointing.restore_latest(manager)
     start_step = int(model.d_optimizer.iterations.numpy())

@@ -4,8 +4,9 @@
 discriminator's x-part once, and tuples that repeat or shuffle it reuse the features. ``MMALI.plain_networks`` gives
 the same Keras models whole, so the objective materialises every tuple and runs the whole discriminator on it, and
 for the reference run every spectrally normalised convolution is a convolution (``SNConv2D`` otherwise runs a kernel
-that covers its input as a matmul): the straightforward computation. On one fixed batch both must give the same loss terms, the same gradients and the same
-spectral-norm state afterwards (one power iteration per layer and discriminator call in both).
+that covers its input as a matmul): the straightforward computation. On one fixed batch both must give the same
+loss terms, the same gradients and the same spectral-norm state afterwards (one power iteration per layer and
+discriminator call in both).
 """
 
 import numpy as np

@@ -139,7 +139,8 @@ def test_evaluation_schedule_runs_each_step_once(tmp_path):
 def test_auto_execution_settings_on_a_cpu_only_machine():
     from mmali_tf import distribution
 
-    assert not tf.config.list_physical_devices("GPU")  # CI and this machine
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("the CPU-only defaults are checked on a machine without a GPU (CI)")
     half = max(1, distribution.usable_cpus() // 2)
     assert distribution.resolve_execution(None, -1, -1) == (False, half, 2)
     assert distribution.resolve_execution(True, -1, -1) == (True, 0, 0)  # one XLA cluster needs every core

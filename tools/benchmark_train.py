@@ -22,7 +22,10 @@ XLA compilation) excluded, then ``--repeats`` consecutive windows of ``--steps``
 window (and min-max). The pipeline rate is ``measure_rate`` of ``paired_batches`` alone, median of ``--repeats``.
 
 ``--baseline REF`` also times the code of git ref REF (e.g. the commit before a speed-up), mode by mode right before
-the current code, so that both see about the same machine load; the table then shows both and the speed-up.
+the current code, so that both see about the same machine load; the table then shows both and the speed-up. Both
+run with the thread counts of this checkout's policy (or ``--intra_op`` / ``--inter_op``), so the comparison shows
+what the code changed, not what the thread policy changed; ``--intra_op 0 --inter_op 0`` times both with
+TensorFlow's defaults.
 
 GFLOP/s are given twice: (a) with the per-iteration work of the authors' code from issue 6 (46.9 / 6.0 / 13.5
 GFLOP), i.e. the authors' work per iteration divided by our time per iteration, and (b) with our own count of what

@@ -132,8 +132,9 @@ def main(argv=None) -> int:
     if not traces:
         print(f"error: the profiler wrote no trace under {run_dir}", file=sys.stderr)
         return 1
-    print(f"{args.config}, XLA {'on' if args.xla else 'off'}, threads {intra_op}/{inter_op}, batch {bench.BATCH} x {bench.CALLS_PER_ITERATION} "
-          f"calls per iteration, TensorFlow {tf.__version__}; trace {traces[-1]}")
+    print(f"{args.config}, XLA {'on' if args.xla else 'off'}, threads {intra_op}/{inter_op} (intra/inter-op), "
+          f"batch {bench.BATCH} x {bench.CALLS_PER_ITERATION} calls per iteration, TensorFlow {tf.__version__}; "
+          f"trace {traces[-1]}")
     print(summarise(traces[-1], args.steps, wall, args.top))
     return 0
 

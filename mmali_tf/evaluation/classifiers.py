@@ -42,8 +42,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mmali_tf.data import Split
 from mmali_tf.atomic_files import write_text_atomic
+from mmali_tf.data import Split
 from mmali_tf.errors import ConfigError, MMALIError
 
 PROTOCOLS = ("clean", "reference")
