@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from mmali_tf import distribution
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -71,7 +73,7 @@ def test_cli_trains_and_resumes(tmp_path):
     # the log line shows the counts TensorFlow runs with, config.json the resolved settings.
     written = json.loads((workdir / "config.json").read_text())["train"]
     if not tf.config.list_physical_devices("GPU"):
-        half = max(1, len(os.sched_getaffinity(0)) // 2)
+        half = max(1, distribution.usable_cpus() // 2)
         assert f"XLA off, threads intra-op {half} / inter-op 2" in first.stdout
         assert (written["xla"], written["intra_op_threads"], written["inter_op_threads"]) == (False, half, 2)
     # Execution settings may change on resume; explicit values are kept as given.

@@ -112,12 +112,12 @@ def main(argv=None) -> int:
 
     import tensorflow as tf
 
-    from mmali_tf import training
+    from mmali_tf import distribution, training
     from mmali_tf.data.pipeline import paired_batches
 
     intra_op, inter_op = bench.resolved_threads(args.xla, args.intra_op, args.inter_op)
-    bench.set_threads({"intra_op": intra_op, "inter_op": inter_op})
     config = bench.experiment_config(args.config, args.xla, 1, 1, intra_op, inter_op)
+    distribution.configure_threads(config.train)  # as mmali_tf.train does, before any TF op
     images, pairs, sources = bench.load_training_data(config, bench.data_dirs(args.data_dir))
     model = training.build_model(config, tf.distribute.get_strategy())
     dataset = paired_batches(images, pairs, batch_size=bench.BATCH, seed=0)
