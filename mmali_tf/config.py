@@ -14,6 +14,7 @@ from mmali_tf.errors import ConfigError
 
 NETWORK_KINDS = ("mnist", "svhn")
 DATASETS = ("mnist", "svhn", "digits_grey28", "digits_colour32")
+SPECTRAL_NORM_UPDATES = ("per_step", "per_forward")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +39,7 @@ class DataConfig:
     percentage: float = 1.0  # fraction of each class that is paired (the reference's --percentage)
     seed: int = 0  # pairing seed
     # Partial pairing with unpaired data: unimodal terms draw from per-modality pools (paired + unpaired images);
-    # False = the authors' released behaviour (paired batches only, section 1.3).
+    # False = the authors' released behaviour (paired batches only, docs/authors_code.md section 1.3).
     unpaired: bool = False
     extra_unpaired: tuple[tuple[str, int], ...] = ()  # (modality, count) limits; -1 or absent = all unpaired images
 
@@ -48,8 +49,11 @@ class ModelConfig:
     modalities: tuple[ModalitySpec, ...]
     latent_dim: int = 20
     style_dim: int = 10
-    discriminator: str = "factorized"  # "factorized" (MMALI) or "joint" (single M+1-way baseline, reference 4.5)
+    discriminator: str = "factorized"  # "factorized" (MMALI) or "joint" (single M+1-way baseline, docs/objective.md section 6)
     joint_architecture: str = "dot"  # joint q(X) vs prod q(x_m) critic: "dot" (MNIST-SVHN) or "concat" (MultiMNIST)
+    # Spectral-norm power iterations: "per_step" = one per discriminator layer and player step, which lets critics
+    # reuse image features (fast); "per_forward" = before every discriminator forward, as the authors' torch code.
+    spectral_norm_updates: str = "per_step"
 
     @property
     def content_dim(self) -> int:
@@ -67,6 +71,9 @@ class LossConfig:
     lambda_s_rec: float = 0.0
     lambda_c_rec: float = 0.0
     joint_rec: bool = False
+    # Joint-discriminator baseline only: drop the first batch's terms as the authors' code does (their two calls
+    # return the same dict keys); the call still runs. False = both batches count.
+    discard_first_baseline_call: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +128,9 @@ class ExperimentConfig:
             raise ConfigError(f"discriminator must be 'factorized' or 'joint', got {m.discriminator!r}")
         if m.joint_architecture not in ("dot", "concat"):
             raise ConfigError(f"joint_architecture must be 'dot' or 'concat', got {m.joint_architecture!r}")
+        if m.spectral_norm_updates not in SPECTRAL_NORM_UPDATES:
+            raise ConfigError(f"spectral_norm_updates must be one of {SPECTRAL_NORM_UPDATES}, got "
+                              f"{m.spectral_norm_updates!r}")
         if m.joint_architecture == "dot" and len(names) != 2 and m.discriminator == "factorized":
             raise ConfigError("the 'dot' joint discriminator needs exactly 2 modalities; use 'concat'")
         positive = {"batch_size": t.batch_size, "max_iter": t.max_iter, "save_every": t.save_every,

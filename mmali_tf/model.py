@@ -5,11 +5,12 @@ update on the just-updated discriminators, then the EMA update. The objective it
 :mod:`mmali_tf.objective`.
 
 Sub-models are direct attributes (``enc_mnist``, ``d0_svhn``, ...) because ``tf.train.Checkpoint`` silently skips
-layers held only in lists or dicts (platform notes section 6); the name-keyed dicts are properties.
+layers held only in lists or dicts (docs/platform.md, section 1); the name-keyed dicts are properties.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import keras
@@ -18,9 +19,10 @@ import tensorflow as tf
 
 from mmali_tf import losses
 from mmali_tf.config import ExperimentConfig
-from mmali_tf.networks import registry
+from mmali_tf.networks import registry, step_scope
 from mmali_tf.noise import StepNoise
-from mmali_tf.objective import Latent, Networks, discriminator_losses, generator_losses
+from mmali_tf.objective import Latent, Networks, discriminator_losses, generator_losses, total
+from mmali_tf.optimizers import TorchAdam
 
 
 class MMALI(keras.Model):
@@ -56,8 +58,9 @@ class MMALI(keras.Model):
             ema_dec.trainable = False
             setattr(self, f"ema_enc_{n}", ema_enc)
             setattr(self, f"ema_dec_{n}", ema_dec)
-        # Views of the discriminators as x-parts + heads (same layers); a plain object, so not in checkpoints.
-        self._critics = self._split_critics()
+        # The critics through which the objective calls the discriminators; a plain object, so not in checkpoints.
+        self._critics = self._make_critics()
+        self._noise_source = lambda n_iter, replica: StepNoise(config.train.seed, n_iter, replica)
 
     # ------------------------------------------------------------------ name-keyed views of the direct attributes
     @property
@@ -89,32 +92,30 @@ class MMALI(keras.Model):
 
     @property
     def networks(self) -> Networks:
-        """The players for the objective; discriminators as SplitCritic views (shared image features)."""
-        if self.config.model.discriminator == "joint":
-            return Networks(self.encoders, self.decoders, joint_xz=self._critics.joint_xz)
-        return Networks(self.encoders, self.decoders, q_vs_p=self._critics.q_vs_p, content=self._critics.content,
-                        joint=self._critics.joint)
+        """The players as the objective calls them; the discriminators as :class:`Critic` objects."""
+        return self._critics
 
     @property
     def plain_networks(self) -> Networks:
-        """The same players with the discriminators as whole Keras models (the straightforward computation)."""
-        if self.config.model.discriminator == "joint":
-            return Networks(self.encoders, self.decoders, joint_xz=self.d_joint_xz)
-        return Networks(self.encoders, self.decoders,
-                        q_vs_p={n: getattr(self, f"d0_{n}") for n in self.names},
-                        content={n: getattr(self, f"d1_{n}") for n in self.names},
-                        joint=self.d_joint)
+        """The same players with critics that never reuse anything (the executable specification)."""
+        nets = self._critics
+        return dataclasses.replace(nets, d0={n: c.plain() for n, c in nets.d0.items()},
+                                   d1={n: c.plain() for n, c in nets.d1.items()},
+                                   dj=nets.dj.plain() if nets.dj else None,
+                                   d_baseline=nets.d_baseline.plain() if nets.d_baseline else None)
 
-    def _split_critics(self) -> Networks:
-        """SplitCritic views of the discriminators, kept in a plain (untracked) object: no new checkpoint entries."""
+    def _make_critics(self) -> Networks:
         kinds = {m.name: m.kind for m in self.config.model.modalities}
-        plain = self.plain_networks
-        if plain.joint_xz is not None:
-            return Networks({}, {}, joint_xz=registry.split_joint_discriminator(plain.joint_xz))
-        return Networks({}, {},
-                        q_vs_p={n: registry.split_xz_discriminator(kinds[n], d) for n, d in plain.q_vs_p.items()},
-                        content={n: registry.split_xz_discriminator(kinds[n], d) for n, d in plain.content.items()},
-                        joint=registry.split_joint_discriminator(plain.joint))
+        if self.config.model.discriminator == "joint":
+            return Networks(self.encoders, self.decoders, d_baseline=registry.joint_critic(self.d_joint_xz))
+        return Networks(self.encoders, self.decoders,
+                        d0={n: registry.xz_critic(kinds[n], getattr(self, f"d0_{n}")) for n in self.names},
+                        d1={n: registry.xz_critic(kinds[n], getattr(self, f"d1_{n}")) for n in self.names},
+                        dj=registry.joint_critic(self.d_joint))
+
+    def use_noise(self, source) -> None:
+        """Draw each step's randomness from ``source(n_iter, replica)`` (e.g. a replay of recorded draws)."""
+        self._noise_source = source
 
     @property
     def d_variables(self):
@@ -132,15 +133,14 @@ class MMALI(keras.Model):
 
     # ------------------------------------------------------------------ compile / build
     def compile(self, jit_compile: bool = True, steps_per_execution: int = 1, num_replicas: int = 1):
-        """Two Adams (reference section 5); XLA over the whole step on one replica, per replica pass otherwise."""
+        """Two Adams with torch's update formula (docs/objective.md, "Optimizer"); XLA over the whole step on one
+        replica, around each player's forward/backward pass otherwise."""
         t = self.config.train
-        self.d_optimizer = keras.optimizers.Adam(t.lr, beta_1=t.beta1, beta_2=t.beta2, epsilon=t.epsilon,
-                                                 name="d_adam")
-        self.g_optimizer = keras.optimizers.Adam(t.lr, beta_1=t.beta1, beta_2=t.beta2, epsilon=t.epsilon,
-                                                 name="g_adam")
+        self.d_optimizer = TorchAdam(t.lr, beta_1=t.beta1, beta_2=t.beta2, epsilon=t.epsilon, name="d_adam")
+        self.g_optimizer = TorchAdam(t.lr, beta_1=t.beta1, beta_2=t.beta2, epsilon=t.epsilon, name="g_adam")
         self.d_optimizer.build(self.d_variables)
         self.g_optimizer.build(self.g_variables)
-        # XLA + MirroredStrategy with >1 replica cannot compile the whole step (platform notes section 3).
+        # XLA + MirroredStrategy with >1 replica cannot compile the whole step (docs/platform.md, section 3).
         whole_step_xla = jit_compile and num_replicas == 1
         self._d_grads_fn = self._d_grads if not (jit_compile and not whole_step_xla) else tf.function(
             self._d_grads, jit_compile=True)
@@ -159,7 +159,7 @@ class MMALI(keras.Model):
         self.built = True
 
     def loss_term_names(self) -> tuple[list[str], list[str]]:
-        """Names of the D and G terms, found by tracing the objective symbolically (no weights change)."""
+        """Names of the D and G terms, found by tracing the objective symbolically (nothing runs)."""
         cfg = self.config.model
         shapes = {n: registry.IMAGE_SHAPES[s.kind] for n, s in zip(self.names, cfg.modalities)}
         spec = {call: {n: tf.TensorSpec((2,) + shapes[n], tf.float32) for n in self.names}
@@ -168,10 +168,8 @@ class MMALI(keras.Model):
 
         def trace(batches):
             noise = StepNoise(0, 0)
-            # training=False so that tracing never updates spectral-norm vectors.
-            nets = _inference_view(self.networks)
-            names["d"] = list(discriminator_losses(nets, batches, noise, cfg, self.config.loss))
-            names["g"] = list(generator_losses(nets, batches, noise, cfg, self.config.loss))
+            names["d"] = list(discriminator_losses(self.networks, batches, noise, cfg, self.config.loss))
+            names["g"] = list(generator_losses(self.networks, batches, noise, cfg, self.config.loss))
             return tf.constant(0.0)
 
         tf.function(trace).get_concrete_function(spec)
@@ -185,32 +183,47 @@ class MMALI(keras.Model):
         return [self.d_loss_tracker, self.g_loss_tracker] + list(trackers.values())
 
     # ------------------------------------------------------------------ the training step
-    def _d_grads(self, batches, step, replica):
-        noise = StepNoise(self.config.train.seed, step, replica)
-        with tf.GradientTape() as tape:
-            terms = discriminator_losses(self.networks, batches, noise, self.config.model, self.config.loss)
-            total = tf.add_n(list(terms.values()))
-            scaled = total * self._replica_scale  # gradients are summed over replicas
-        return terms, total, tape.gradient(scaled, self.d_variables)
+    def _player_scope(self):
+        """Per step: the discriminators are fixed functions (one power iteration per layer, shared features)."""
+        if self.config.model.spectral_norm_updates == "per_step":
+            return step_scope.fixed_discriminators()
+        return contextlib.nullcontext()
 
-    def _g_grads(self, batches, step, replica):
-        noise = StepNoise(self.config.train.seed, step, replica)
-        with tf.GradientTape() as tape:
+    def _d_grads(self, batches, n_iter, replica):
+        noise = self._noise_source(n_iter, replica)
+        with tf.GradientTape() as tape, self._player_scope():
+            terms = discriminator_losses(self.networks, batches, noise, self.config.model, self.config.loss)
+            loss = total(terms)
+            scaled = loss * self._replica_scale  # gradients are summed over replicas
+        return terms, loss, tape.gradient(scaled, self.d_variables)
+
+    def _g_grads(self, batches, n_iter, replica):
+        noise = self._noise_source(n_iter, replica)
+        with tf.GradientTape() as tape, self._player_scope():
             terms = generator_losses(self.networks, batches, noise, self.config.model, self.config.loss)
-            total = tf.add_n(list(terms.values()))
-            scaled = total * self._replica_scale
-        return terms, total, tape.gradient(scaled, self.g_variables)
+            loss = total(terms)
+            scaled = loss * self._replica_scale
+        return terms, loss, tape.gradient(scaled, self.g_variables)
+
+    def discriminator_step(self, batches, n_iter, replica=0):
+        """One discriminator update on the current generators; returns (terms, loss)."""
+        terms, loss, grads = self._d_grads_fn(batches, n_iter, replica)
+        self.d_optimizer.apply_gradients(zip(grads, self.d_variables))
+        return terms, loss
+
+    def generator_step(self, batches, n_iter, replica=0):
+        """One encoder/decoder update against the current discriminators; returns (terms, loss)."""
+        terms, loss, grads = self._g_grads_fn(batches, n_iter, replica)
+        self.g_optimizer.apply_gradients(zip(grads, self.g_variables))
+        return terms, loss
 
     def train_step(self, batches):
-        step = self.d_optimizer.iterations  # the reference's n_iter, 0-based
+        # The authors' n_iter: iterations completed before this one (0-based), read once, before the D update.
+        n_iter = tf.convert_to_tensor(self.d_optimizer.iterations)
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-        # The counter is read where it is used: the G step and the EMA see it after the D update (step + 1). Read
-        # values (not the variable) are passed on, as a tf.function argument cannot be a variable under a strategy.
-        d_terms, d_loss, d_grads = self._d_grads_fn(batches, tf.convert_to_tensor(step), replica)
-        self.d_optimizer.apply_gradients(zip(d_grads, self.d_variables))
-        g_terms, g_loss, g_grads = self._g_grads_fn(batches, tf.convert_to_tensor(step), replica)
-        self.g_optimizer.apply_gradients(zip(g_grads, self.g_variables))
-        self.update_ema(step)
+        d_terms, d_loss = self.discriminator_step(batches, n_iter, replica)
+        g_terms, g_loss = self.generator_step(batches, n_iter, replica)
+        self.update_ema(n_iter)
 
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
@@ -219,10 +232,11 @@ class MMALI(keras.Model):
                 self.term_trackers[f"{prefix}/{key}"].update_state(value)
         return {m.name: m.result() for m in self.metrics}
 
-    def update_ema(self, step):
-        """Copy while ``step <= ema_start``, then decay (reference section 5: strict ``n_iter > ema_start``)."""
+    def update_ema(self, n_iter):
+        """After iteration ``n_iter`` (0-based): copy while ``n_iter <= ema_start``, then decay, as the authors'
+        ``model_ema.lerp(model, 0.0 if n_iter <= ema_start else beta)``."""
         t = self.config.train
-        decay = tf.where(step > t.ema_start, tf.constant(t.ema_decay, tf.float32), 0.0)
+        decay = tf.where(n_iter > t.ema_start, tf.constant(t.ema_decay, tf.float32), 0.0)
         for shadow, live in self._ema_pairs():
             shadow.assign(decay * shadow + (1.0 - decay) * live)
 
@@ -233,11 +247,6 @@ class MMALI(keras.Model):
             mean, _ = losses.split_gaussian(self.ema_encoders[a](x, training=False))
             out[a] = {b: self.ema_decoders[b](mean, training=False) for b in self.names}
         return out
-
-
-def _inference_view(nets: Networks) -> Networks:
-    """The same networks, always called with ``training=False`` (used only for tracing)."""
-    return dataclasses.replace(nets, training=False)
 
 
 def count_parameters(models) -> int:

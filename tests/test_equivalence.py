@@ -1,12 +1,11 @@
-"""The optimized objective (shared discriminator x-parts) computes what the straightforward one computes.
+"""The fast objective (critics reusing image features and repeated calls) computes what the plain one computes.
 
-``MMALI.networks`` gives the discriminators as ``SplitCritic`` views: each distinct image batch goes through a
-discriminator's x-part once, and tuples that repeat or shuffle it reuse the features. ``MMALI.plain_networks`` gives
-the same Keras models whole, so the objective materialises every tuple and runs the whole discriminator on it, and
-for the reference run every spectrally normalised convolution is a convolution (``SNConv2D`` otherwise runs a kernel
-that covers its input as a matmul): the straightforward computation. On one fixed batch both must give the same
-loss terms, the same gradients and the same spectral-norm state afterwards (one power iteration per layer and
-discriminator call in both).
+Both run the same objective, tuple by tuple, inside one fixed-discriminator step scope (one power iteration per
+layer and player step). ``MMALI.networks`` gives critics that reuse the x-part features of each image batch (also
+for its in-batch shuffles) and whole repeated calls; ``MMALI.plain_networks`` gives critics that run the whole Keras
+model on every tuple, and for the reference run every spectrally normalised convolution is a convolution
+(``SNConv2D`` otherwise runs a kernel that covers its input as a matmul): the executable specification. On one
+fixed batch both must give the same loss terms, the same gradients and the same spectral-norm state afterwards.
 """
 
 import numpy as np
@@ -15,7 +14,7 @@ import tensorflow as tf
 
 from mmali_tf.config import DataConfig, ExperimentConfig, LossConfig, ModalitySpec, ModelConfig, TrainConfig
 from mmali_tf.model import MMALI
-from mmali_tf.networks import SplitCritic
+from mmali_tf.networks import Critic, step_scope
 from mmali_tf.networks.registry import IMAGE_SHAPES
 from mmali_tf.networks.spectral_norm import SNConv2D
 from mmali_tf.noise import StepNoise
@@ -73,7 +72,7 @@ def run(model, nets, player, batches):
 
     @tf.function
     def step():
-        with tf.GradientTape() as tape:
+        with tf.GradientTape() as tape, step_scope.fixed_discriminators():
             terms = losses_fn(nets, batches, StepNoise(7, 11), model.config.model, model.config.loss)
             total = tf.add_n(list(terms.values()))
         return terms, tape.gradient(total, variables)
@@ -91,7 +90,7 @@ def run(model, nets, player, batches):
                          ids=["D-in_batch_negatives", "G", "D-d_marginal"])
 def test_optimized_objective_matches_straightforward(model, player, marginal, monkeypatch):
     batches = fixed_batches(model.config, marginal)
-    assert all(isinstance(d, SplitCritic) for d in model.networks.q_vs_p.values())
+    assert all(isinstance(d, Critic) and d.share_features for d in model.networks.d0.values())
     with monkeypatch.context() as plain:
         plain.setattr(SNConv2D, "_covers_input", lambda layer, inputs: False)  # every convolution as tf.nn.conv2d
         ref_terms, ref_grads, ref_sn, variables = run(model, model.plain_networks, player, batches)
@@ -105,15 +104,15 @@ def test_optimized_objective_matches_straightforward(model, player, marginal, mo
         scale = max(np.abs(g_ref).max(), 1e-3)
         np.testing.assert_allclose(g_opt, g_ref, rtol=0, atol=TOL * scale, err_msg=var.path)
     assert sum(np.abs(g).sum() > 0 for g in ref_grads) == len(ref_grads)  # every variable gets a gradient
-    # Same number of power iterations per layer: the stored vectors agree after the step.
+    # One power iteration per layer in both: the stored vectors agree after the step.
     for a, b in zip(ref_sn, opt_sn):
         np.testing.assert_allclose(b, a, rtol=0, atol=1e-6)
     assert any(np.abs(a - b).max() > 1e-4 for a, b in zip(ref_sn, [v.numpy() for v in sn_vectors(model)]))
 
 
-def test_split_critics_add_no_variables_or_checkpoint_entries(model, tmp_path):
+def test_critics_add_no_variables_or_checkpoint_entries(model, tmp_path):
     plain_paths = sorted(v.path for v in model.variables)
-    for critic in list(model.networks.q_vs_p.values()) + [model.networks.joint or model.networks.joint_xz]:
+    for critic in list(model.networks.d0.values()) + [model.networks.dj or model.networks.d_baseline]:
         assert {v.path for v in critic.model.variables} <= set(plain_paths)
     path = tf.train.Checkpoint(model=model).write(str(tmp_path / "ckpt"))
     keys = [name for name, _ in tf.train.list_variables(path)]

@@ -24,20 +24,20 @@ def constant_networks(names, d0_logits=None, joint_logit=0.0, joint_xz=False):
     def decoder(z, training=None):
         return tf.fill(tf.concat([tf.shape(z)[:1], SHAPE], 0), 0.5)
 
-    def d0(inputs, training=None):
-        return tf.tile(tf.constant([d0_logits]), [tf.shape(inputs[0])[0], 1])
+    def d0(x, z):
+        return tf.tile(tf.constant([d0_logits]), [tf.shape(x)[0], 1])
 
-    def d1(inputs, training=None):
-        return tf.zeros([tf.shape(inputs[0])[0], 1])
+    def d1(x, z):
+        return tf.zeros([tf.shape(x)[0], 1])
 
-    def joint(inputs, training=None):
-        return tf.fill([tf.shape(inputs[0])[0], 1], joint_logit)
+    def joint(*xs):
+        return tf.fill([tf.shape(xs[0])[0], 1], joint_logit)
 
-    def d_joint_xz(inputs, training=None):
+    def d_joint_xz(*inputs):
         return tf.zeros([tf.shape(inputs[0])[0], num + 1])
 
     if joint_xz:
-        return Networks({n: encoder for n in names}, {n: decoder for n in names}, joint_xz=d_joint_xz)
+        return Networks({n: encoder for n in names}, {n: decoder for n in names}, d_baseline=d_joint_xz)
     return Networks({n: encoder for n in names}, {n: decoder for n in names}, {n: d0 for n in names},
                     {n: d1 for n in names}, joint)
 
@@ -61,7 +61,7 @@ def test_reference_term_names_for_mnist_svhn():
     nets = constant_networks(names)
     d = discriminator_losses(nets, batches(names), StepNoise(0, 0), model_config(names), README)
     g = generator_losses(nets, batches(names), StepNoise(0, 0), model_config(names), README)
-    # Reference section 4.1: 9 D terms; section 4.3: 14 G terms (without the reference's "0"/"1" prefixes).
+    # docs/objective.md sections 3-4: 9 D terms, 14 G terms (without the reference's "0"/"1" prefixes).
     assert sorted(d) == sorted(["mnist_c0", "mnist_c1", "mnist_1", "svhn_c0", "svhn_c1", "svhn_1", "joint",
                                 "mnist_c2", "svhn_c2"])
     assert sorted(g) == sorted(["mnist_c0", "mnist_c1", "svhn_c0", "svhn_c1", "mnist_s_rec", "svhn_s_rec",

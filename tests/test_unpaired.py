@@ -91,10 +91,10 @@ def test_joint_critic_negatives_come_from_the_marginal_batch():
     names = ("a", "b", "c")
     base = constant_networks(names)
 
-    def mean_pixel_critic(inputs, training=None):
-        return tf.reduce_mean(tf.reshape(inputs[0], [tf.shape(inputs[0])[0], -1]), axis=1, keepdims=True)
+    def mean_pixel_critic(*xs):
+        return tf.reduce_mean(tf.reshape(xs[0], [tf.shape(xs[0])[0], -1]), axis=1, keepdims=True)
 
-    nets = Networks(base.encoders, base.decoders, base.q_vs_p, base.content, mean_pixel_critic)
+    nets = Networks(base.encoders, base.decoders, base.d0, base.d1, mean_pixel_critic)
     data = objective_batches(names)
     data["d_marginal"] = {n: tf.fill(tf.shape(data["d_joint"][n]), 0.25) for n in names}
     terms = discriminator_losses(nets, data, StepNoise(0, 0), model_config(names), LossConfig())

@@ -1,11 +1,11 @@
-"""Neural networks of mmali_tf (reference §3): encoders, decoders and spectrally normalised discriminators.
+"""Neural networks of mmali_tf (docs/authors_code.md, section 2): encoders, decoders and spectrally normalised discriminators.
 
 Use the ``build_*`` functions of :mod:`mmali_tf.networks.registry` (re-exported here), which take a modality kind
 string (``"mnist"`` or ``"svhn"``). All networks are Keras functional models with fixed input shapes; all kernels
 are N(0, 0.02) and all biases zero; discriminators use :class:`SNDense` / :class:`SNConv2D`, a port of
 ``torch.nn.utils.spectral_norm`` (one power iteration per ``training=True`` call, gradient through sigma).
-``split_*_discriminator`` give a :class:`SplitCritic` view of a discriminator (x-parts and head, same variables),
-which lets a caller process each distinct image batch once.
+``xz_critic`` / ``joint_critic`` give the :class:`Critic` through which the objective calls a discriminator on one
+tuple at a time (same variables; inside a fixed-discriminator step scope it reuses image features).
 """
 
 from mmali_tf.networks.joint import (
@@ -14,7 +14,7 @@ from mmali_tf.networks.joint import (
     JointXZDiscriminator,
     XBranch,
 )
-from mmali_tf.networks.mnist import MNISTDecoder, MNISTEncoder, MNISTXZCritic, MNISTXZDiscriminator
+from mmali_tf.networks.mnist import MNISTDecoder, MNISTEncoder, MNISTXZDiscriminator
 from mmali_tf.networks.registry import (
     IMAGE_SHAPES,
     JOINT_ARCHITECTURES,
@@ -24,12 +24,12 @@ from mmali_tf.networks.registry import (
     build_joint_discriminator,
     build_joint_xz_discriminator,
     build_xz_discriminator,
-    split_joint_discriminator,
-    split_xz_discriminator,
+    joint_critic,
+    xz_critic,
     x_branch,
 )
 from mmali_tf.networks.spectral_norm import LEAKY_RELU_SLOPE, SNConv2D, SNDense, UnitNormal
-from mmali_tf.networks.split import MergeSplitCritic, SplitCritic
+from mmali_tf.networks.critic import Critic, merge_critic
 from mmali_tf.networks.svhn import SVHNDecoder, SVHNEncoder, SVHNXZDiscriminator
 
 __all__ = [
@@ -42,12 +42,10 @@ __all__ = [
     "JointXZDiscriminator",
     "MNISTDecoder",
     "MNISTEncoder",
-    "MNISTXZCritic",
     "MNISTXZDiscriminator",
-    "MergeSplitCritic",
     "SNConv2D",
     "SNDense",
-    "SplitCritic",
+    "Critic",
     "SVHNDecoder",
     "SVHNEncoder",
     "SVHNXZDiscriminator",
@@ -58,7 +56,8 @@ __all__ = [
     "build_joint_discriminator",
     "build_joint_xz_discriminator",
     "build_xz_discriminator",
-    "split_joint_discriminator",
-    "split_xz_discriminator",
+    "joint_critic",
+    "merge_critic",
+    "xz_critic",
     "x_branch",
 ]

@@ -1,4 +1,4 @@
-"""Discriminators that look at several modalities at once (reference §3.3, §3.4).
+"""Discriminators that look at several modalities at once (docs/authors_code.md, section 2).
 
 * ``DotJointDiscriminator``: the MNIST-SVHN ``XXDiscriminatorDot``, a bilinear critic for exactly two modalities.
 * ``ConcatJointDiscriminator``: MultiMNIST's ``MultiXDiscriminator``, a concatenation MLP for M modalities.
@@ -23,7 +23,7 @@ import keras
 
 from mmali_tf.errors import ConfigError
 from mmali_tf.networks.spectral_norm import SNDense, leaky_relu
-from mmali_tf.networks.split import MergeSplitCritic, SplitCritic
+from mmali_tf.networks.critic import Critic, merge_critic
 
 FEATURE_DIM = 256
 """Width of every x-branch output and of the dot-product features."""
@@ -128,12 +128,12 @@ def JointXZDiscriminator(
     return keras.Model(inputs=inputs + [z], outputs=logits, name=name)
 
 
-def split_joint_discriminator(model: keras.Model) -> SplitCritic:
-    """Any joint discriminator above as per-modality x-parts and head.
+def joint_critic(model: keras.Model) -> Critic:
+    """Any joint discriminator above as a :class:`Critic` with one x-part per modality.
 
     The x-parts end where the modalities meet: the ``_dot`` layer (so a dot critic's x-part includes its ``fc``) or
     the ``_concat`` layer (for ``JointXZDiscriminator`` the head includes the z-branch).
     """
     names = {layer.name for layer in model.layers}
     merge = f"{model.name}_dot" if f"{model.name}_dot" in names else f"{model.name}_concat"
-    return MergeSplitCritic(model, merge)
+    return merge_critic(model, merge)

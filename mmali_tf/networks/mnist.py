@@ -1,4 +1,4 @@
-"""MNIST networks (28x28x1 images in [0, 1], MLPs; reference §3.1, ``models/mnist.py``).
+"""MNIST networks (28x28x1 images in [0, 1], MLPs; docs/authors_code.md section 2, their ``models/mnist.py``).
 
 Flattening an NHWC 28x28x1 image row-major gives the same 784-vector as PyTorch's 1x28x28 flatten.
 Every Dense kernel is N(0, 0.02), every bias zero. Layer names are ``f"{name}_<part>"``.
@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from mmali_tf.networks.joint import FEATURE_DIM, XBranch, check_positive_int
 from mmali_tf.networks.spectral_norm import SNDense, leaky_relu, normal_init
-from mmali_tf.networks.split import SplitCritic, pick_rows
+from mmali_tf.networks.critic import Critic
 
 IMAGE_SHAPE = (28, 28, 1)
 HIDDEN_DIM = 400
@@ -70,33 +70,27 @@ def MNISTXZDiscriminator(latent_dim: int, out_dim: int, name: str = "mnist_xz_di
     return keras.Model(inputs=[x, z], outputs=out, name=name)
 
 
-class MNISTXZCritic(SplitCritic):
-    """An :func:`MNISTXZDiscriminator` evaluated with one pixel projection per distinct image batch, exactly.
+def xz_critic(model: keras.Model) -> Critic:
+    """An :func:`MNISTXZDiscriminator` as a :class:`Critic` whose x-part is the pixel projection of its first layer.
 
-    Its first layer acts on ``concat(x, z)``: with fc1's normalised kernel split as ``[K_x; K_z]`` (rows for the 784
-    pixels, then for z), ``concat(x, z) K = x K_x + z K_z``. ``x K_x`` (almost all of the network's work) is computed
-    once per distinct image batch, then picked per tuple; ``z K_z``, the bias, LReLU and fc2 are per tuple.
+    fc1 acts on ``concat(x, z)``: with its normalised kernel split as ``[K_x; K_z]`` (rows for the 784 pixels, then
+    for z), ``concat(x, z) K = x K_x + z K_z``. ``x K_x``, almost all of the network's work, is the x-part; ``z K_z``,
+    the bias, LReLU and fc2 are the head. Both read fc1's kernel of the current step.
     """
+    name = model.name
+    flatten = model.get_layer(f"{name}_flatten")
+    fc1, act, fc2 = (model.get_layer(f"{name}_{part}") for part in ("fc1", "lrelu1", "fc2"))
+    x_dim = math.prod(IMAGE_SHAPE)
 
-    def __init__(self, model: keras.Model):
-        super().__init__(model, num_images=1)
-        name = model.name
-        self._flatten = model.get_layer(f"{name}_flatten")
-        self._fc1, self._act, self._fc2 = (model.get_layer(f"{name}_{part}") for part in ("fc1", "lrelu1", "fc2"))
-        self._x_dim = math.prod(IMAGE_SHAPE)
+    def x_part(x):
+        return tf.matmul(flatten(x), fc1.normalized_kernel(True)[:x_dim])
 
-    def logits(self, images, picks, extra, training=None):
-        kernel = self._fc1.normalized_kernel(training)  # fc1's one power iteration of this call
-        k_x, k_z = tf.split(kernel, [self._x_dim, kernel.shape[0] - self._x_dim], axis=0)
-        hx = pick_rows([tf.matmul(self._flatten(x), k_x) for x in images[0]], picks[0])
-        (z,) = extra
-        h = self._act(hx + tf.matmul(z, k_z) + tf.convert_to_tensor(self._fc1.bias))
-        return self._fc2(h, training=training)
+    def head(features, z):
+        (hx,) = features
+        h = act(hx + tf.matmul(z, fc1.normalized_kernel(True)[x_dim:]) + tf.convert_to_tensor(fc1.bias))
+        return fc2(h, training=True)
 
-
-def split_xz_discriminator(model: keras.Model) -> SplitCritic:
-    """The :class:`MNISTXZCritic` view of an :func:`MNISTXZDiscriminator` (same layers and variables)."""
-    return MNISTXZCritic(model)
+    return Critic(model, [x_part], head)
 
 
 def mnist_x_branch(x: keras.KerasTensor, prefix: str) -> keras.KerasTensor:

@@ -14,7 +14,7 @@ import keras
 
 from mmali_tf.errors import ConfigError
 from mmali_tf.networks import joint, mnist, svhn
-from mmali_tf.networks.split import SplitCritic
+from mmali_tf.networks.critic import Critic
 
 
 class _Kind(NamedTuple):
@@ -22,14 +22,14 @@ class _Kind(NamedTuple):
     decoder: object
     xz_discriminator: object
     x_branch: joint.XBranch
-    split_xz_discriminator: object
+    xz_critic: object
 
 
 _KINDS = {
     "mnist": _Kind(mnist.MNISTEncoder, mnist.MNISTDecoder, mnist.MNISTXZDiscriminator, mnist.X_BRANCH,
-                   mnist.split_xz_discriminator),
+                   mnist.xz_critic),
     "svhn": _Kind(svhn.SVHNEncoder, svhn.SVHNDecoder, svhn.SVHNXZDiscriminator, svhn.X_BRANCH,
-                  svhn.split_xz_discriminator),
+                  svhn.xz_critic),
 }
 
 KINDS = tuple(_KINDS)
@@ -98,11 +98,11 @@ def build_joint_xz_discriminator(kinds: Sequence[str], z_dim: int, name: str) ->
     return joint.JointXZDiscriminator(_branches(kinds), z_dim, name=name)
 
 
-def split_xz_discriminator(kind: str, model: keras.Model) -> SplitCritic:
-    """A view of a ``build_xz_discriminator(kind, ...)`` model as x-part and head (same layers and variables)."""
-    return _kind(kind).split_xz_discriminator(model)
+def xz_critic(kind: str, model: keras.Model) -> Critic:
+    """A ``build_xz_discriminator(kind, ...)`` model as the objective calls it, ``d(x, z)`` (same variables)."""
+    return _kind(kind).xz_critic(model)
 
 
-def split_joint_discriminator(model: keras.Model) -> SplitCritic:
-    """A view of a joint (dot, concat or x-z) discriminator as per-modality x-parts and head."""
-    return joint.split_joint_discriminator(model)
+def joint_critic(model: keras.Model) -> Critic:
+    """A joint (dot, concat or x-z) discriminator as the objective calls it, ``d(x_1, ..., x_M[, z])``."""
+    return joint.joint_critic(model)

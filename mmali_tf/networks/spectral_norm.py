@@ -15,7 +15,9 @@ does something else, and this module reproduces it:
 
   stores ``u`` and ``v``, and then uses ``W / sigma`` with ``sigma = u^T W v``. ``u`` and ``v`` are constants for
   autodiff, but ``sigma`` is a function of ``W``, so the gradient flows through ``sigma``;
-* an inference-mode forward uses the stored ``u`` and ``v`` and updates nothing.
+* an inference-mode forward uses the stored ``u`` and ``v`` and updates nothing;
+* inside :func:`mmali_tf.networks.step_scope.fixed_discriminators` only the first training forward of the scope
+  updates ``u`` and ``v``; the others reuse its normalised kernel (one update per player step).
 
 Column order: PyTorch flattens a conv weight ``[out, in, kh, kw]`` to ``[out, in*kh*kw]``, this module flattens the
 Keras kernel ``[kh, kw, in, out]`` to ``[out, kh*kw*in]``. The two differ by a permutation of the columns (and so of the
@@ -33,6 +35,8 @@ from collections.abc import Sequence
 
 import keras
 import tensorflow as tf
+
+from mmali_tf.networks import step_scope
 
 EPS = 1e-12
 """PyTorch's default ``eps`` for ``spectral_norm``."""
@@ -164,7 +168,17 @@ class _SpectralNormLayer(keras.layers.Layer):
         return tf.tensordot(u, tf.linalg.matvec(k_mat, v, transpose_a=True), axes=1)
 
     def normalized_kernel(self, training=None) -> tf.Tensor:
-        """``kernel / sigma``, in the kernel's shape. With ``training`` true, first one power-iteration update."""
+        """``kernel / sigma``, in the kernel's shape. With ``training`` true, first one power-iteration update.
+
+        Inside :func:`mmali_tf.networks.step_scope.fixed_discriminators` the update and the normalisation happen on
+        the layer's first training call only; later training calls in the scope reuse that kernel.
+        """
+        scope = step_scope.current() if training is True else None
+        if scope is not None:
+            return scope.kernel(self, lambda: self._normalize(True))
+        return self._normalize(training)
+
+    def _normalize(self, training) -> tf.Tensor:
         k_mat = self._kernel_matrix()
         if training is None or isinstance(training, bool):
             u, v = self._power_iteration(k_mat) if training else self._stored_uv()

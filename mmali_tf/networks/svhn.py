@@ -1,4 +1,4 @@
-"""SVHN networks (32x32x3 images in [0, 1], DCGAN-style convs; reference §3.2, ``models/svhn.py``).
+"""SVHN networks (32x32x3 images in [0, 1], DCGAN-style convs; docs/authors_code.md section 2, their ``models/svhn.py``).
 
 NHWC. PyTorch ``Conv(k4, s2, p1)`` = Keras ``(4, 2, "same")``; ``Conv(k4, s1, p0)`` on 4x4 = ``"valid"``;
 ``ConvT(k4, s2, p1)`` = ``Conv2DTranspose(4, 2, "same")`` (doubles H, W);
@@ -12,7 +12,7 @@ import keras
 
 from mmali_tf.networks.joint import FEATURE_DIM, XBranch, check_positive_int, sn_mlp_head
 from mmali_tf.networks.spectral_norm import SNConv2D, SNDense, leaky_relu, normal_init
-from mmali_tf.networks.split import MergeSplitCritic, SplitCritic
+from mmali_tf.networks.critic import Critic, merge_critic
 
 IMAGE_SHAPE = (32, 32, 3)
 CONV_FILTERS = (32, 64, 128)
@@ -111,9 +111,9 @@ def SVHNXZDiscriminator(latent_dim: int, out_dim: int, name: str = "svhn_xz_disc
     return keras.Model(inputs=[x, z], outputs=sn_mlp_head(h, out_dim, name), name=name)
 
 
-def split_xz_discriminator(model: keras.Model) -> SplitCritic:
-    """An :func:`SVHNXZDiscriminator` as x-part (the conv x-branch) and head (z-branch, concat, MLP head)."""
-    return MergeSplitCritic(model, f"{model.name}_concat")
+def xz_critic(model: keras.Model) -> Critic:
+    """An :func:`SVHNXZDiscriminator` as a :class:`Critic`: x-part = the conv x-branch; head = z-branch and MLP."""
+    return merge_critic(model, f"{model.name}_concat")
 
 
 X_BRANCH = XBranch(kind="svhn", image_shape=IMAGE_SHAPE, build=svhn_x_branch)
