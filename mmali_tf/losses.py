@@ -2,7 +2,7 @@
 
 Every function maps tensors to tensors with no state, so each can be checked by hand on tiny inputs.
 Batch reductions are plain means over the (per-replica) batch; the caller scales for distribution.
-Section numbers refer to ``reference-implementation.md`` (the authors' code), equations to the paper.
+Equations refer to the paper; docs/objective.md says where each function is used.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import tensorflow as tf
 def cross_entropy(logits: tf.Tensor, label: int) -> tf.Tensor:
     """Batch mean of softmax cross-entropy of ``logits`` [B, K] against the constant class ``label``.
 
-    The discriminator side of the (M+1)-way objective, paper eq. (4); reference section 4.1 ``CE``.
+    The discriminator side of the (M+1)-way objective, paper eq. (4).
     """
     return -tf.reduce_mean(tf.nn.log_softmax(logits, axis=-1)[:, label])
 
@@ -24,7 +24,7 @@ def non_saturating(logits: tf.Tensor, label: int) -> tf.Tensor:
     """Multi-class non-saturating generator loss: mean over the wrong classes l != label of CE(logits, l).
 
     Pushes samples of class ``label`` equally toward every other class (Dandi et al. 2021, cited in the paper's
-    experiments section); reference section 4 ``NS``. For K = 2 this is the usual ``-log D`` loss.
+    experiments section). For K = 2 this is the usual ``-log D`` loss.
     """
     num_classes = logits.shape[-1]
     log_probs = tf.nn.log_softmax(logits, axis=-1)
@@ -34,23 +34,23 @@ def non_saturating(logits: tf.Tensor, label: int) -> tf.Tensor:
 
 
 def binary_real(logits: tf.Tensor) -> tf.Tensor:
-    """BCE of logits against label 1, ``mean softplus(-l)`` (reference section 4 ``BCE+``)."""
+    """BCE of logits against label 1, ``mean softplus(-l)``."""
     return tf.reduce_mean(tf.nn.softplus(-logits))
 
 
 def binary_fake(logits: tf.Tensor) -> tf.Tensor:
-    """BCE of logits against label 0, ``mean softplus(l)`` (reference section 4 ``BCE-``)."""
+    """BCE of logits against label 0, ``mean softplus(l)``."""
     return tf.reduce_mean(tf.nn.softplus(logits))
 
 
 def mean_squared_error(prediction: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
-    """Mean over every element of the squared difference (the reference's reconstruction/cycle terms, 4.3)."""
+    """Mean over every element of the squared difference (the reconstruction and cycle terms, docs/objective.md section 4)."""
     return tf.reduce_mean(tf.square(prediction - target))
 
 
 def factorized_joint_logits(q_vs_p: Sequence[tf.Tensor], content_vs_prior: Sequence[tf.Tensor],
                             joint_logit: tf.Tensor) -> tf.Tensor:
-    """The (M+1)-way joint discriminator logits assembled from the factors (paper eqs. 7 and 10; reference 4.2).
+    """The (M+1)-way joint discriminator logits assembled from the factors (paper eqs. 7 and 10; docs/objective.md section 2).
 
     Args:
       q_vs_p: per modality m, ``a_m = D0_m[0] - D0_m[1]`` [B], an estimate of log q(x_m,s_m,c)/p(x_m,s_m,c).
@@ -66,7 +66,7 @@ def factorized_joint_logits(q_vs_p: Sequence[tf.Tensor], content_vs_prior: Seque
 
 
 def split_gaussian(params: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Split an encoder output ``[mean | logvar]`` [B, 2L] into (mean, logvar), each [B, L] (reference section 2)."""
+    """Split an encoder output ``[mean | logvar]`` [B, 2L] into (mean, logvar), each [B, L]."""
     latent_dim = params.shape[-1] // 2
     return params[..., :latent_dim], params[..., latent_dim:]
 
@@ -81,7 +81,7 @@ def geometric_mean_posterior(means: Sequence[tf.Tensor], logvars: Sequence[tf.Te
 
     precision-weighted mean ``mu = sum(mu_m / var_m) / sum(1 / var_m)`` and variance ``N / sum(1 / var_m)``
     (harmonic mean of the variances), computed with a logsumexp. No prior expert. This is the multimodal posterior
-    the paper computes "in closed form via geometric mean" for synergy, reference section 2.
+    the paper computes "in closed form via geometric mean" for synergy (their ``poe(..., average=True)``).
     """
     num_experts = float(len(means))
     logvars = tf.stack(list(logvars), axis=0)

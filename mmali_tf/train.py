@@ -25,7 +25,7 @@ flags.DEFINE_list("modalities", ["mnist:mnist:mnist", "svhn:svhn:svhn"],
                   "digits_grey28, digits_colour32; kinds (networks): mnist, svhn.")
 flags.DEFINE_integer("data_multiplication", 30, "Pairing repetitions per image (reference dm).", lower_bound=1)
 flags.DEFINE_integer("max_d", 10000, "Per-class cap when not --use_all.", lower_bound=1)
-flags.DEFINE_bool("use_all", True, "Reference pairing mode (see reference section 1.2).")
+flags.DEFINE_bool("use_all", True, "Reference pairing mode (docs/authors_code.md, section 1.2).")
 flags.DEFINE_float("paired_fraction", 1.0, "Fraction of each class that is paired (the reference's --percentage).",
                    lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_alias("percentage", "paired_fraction")

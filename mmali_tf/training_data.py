@@ -34,7 +34,7 @@ def load_modalities(config: ExperimentConfig, split: str) -> dict[str, Split]:
 
 def make_pairs(config: ExperimentConfig, splits: dict[str, Split], split: str = "train") -> dict[str, np.ndarray]:
     d = config.data
-    use_all = d.use_all or split == "test"  # the reference's test pairing (section 1.2)
+    use_all = d.use_all or split == "test"  # the reference's test pairing (docs/authors_code.md, section 1.2)
     return pair_by_label({n: s.labels for n, s in splits.items()}, data_multiplication=d.data_multiplication,
                           max_d=d.max_d, use_all=use_all, percentage=d.percentage if split == "train" else 1.0,
                           seed=d.seed if split == "train" else d.seed + 1)

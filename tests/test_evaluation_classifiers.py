@@ -18,7 +18,7 @@ def trainable_params(model):
 
 def test_architectures_match_the_reference_sizes():
     mnist = clf.build_classifier("mnist")
-    assert trainable_params(mnist) == 21_840  # reference section 3.6
+    assert trainable_params(mnist) == 21_840  # docs/authors_code.md, section 2.1
     assert mnist.output_shape == (None, 10)
     svhn = clf.build_classifier("svhn")
     # 4 convs (1,568 + 32,832 + 65,600 + 131,200) + BN scales/offsets (576) + Linear(128 -> 10) (1,290)

@@ -241,7 +241,7 @@ def n_trainable(model):
     return int(sum(np.prod(w.shape) for w in model.trainable_weights))
 
 
-# Parameter counts written out from the reference layer tables (§3), independent of the implementation.
+# Parameter counts written out from the layer tables of docs/authors_code.md (section 2), independent of the implementation.
 def _lin(i, o):
     return i * o + o
 
@@ -307,7 +307,7 @@ EXPECTED_L20 = {
     ("xz1", "svhn"): 2_337_249,
     "dot": 1_238_384,
     "concat4": 3_766_849,
-    "joint_xz4": 4_156_149,  # = joint_xz_formula(4, 50), computed by hand from §3.4
+    "joint_xz4": 4_156_149,  # = joint_xz_formula(4, 50), computed by hand from the layer list
 }
 
 
@@ -559,7 +559,7 @@ def replica_grads(x, z):
         loss = tf.reduce_mean(d([x, z], training=True) ** 2)
     return tape.gradient(loss, d.trainable_variables)
 
-per_replica = tf.function(replica_grads, jit_compile=True)  # the platform notes' per-replica XLA recipe
+per_replica = tf.function(replica_grads, jit_compile=True)  # the per-replica XLA recipe (docs/platform.md, section 3)
 
 @tf.function
 def step(x, z):

@@ -1,4 +1,4 @@
-"""Same-label pairing of M image modalities (reference ``rand_match_on_idx``, section 1.2 of the spec).
+"""Same-label pairing of M image modalities (reference ``rand_match_on_idx``, docs/authors_code.md section 1.2).
 
 Given one label array per modality, build tuples of images that share a digit label:
 

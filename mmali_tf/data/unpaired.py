@@ -1,7 +1,7 @@
 """Unimodal pools for training with partially paired data (the paper's semi-supervised setting, Table 2).
 
 The authors' released code builds per-modality "universal" loaders (paired images plus ``n_extra`` unpaired ones)
-and never reads them (reference-implementation.md section 1.3). Here they are real:
+and never reads them (docs/authors_code.md, section 1.3). Here they are real:
 
 - the **pool** of modality m = every image of m that occurs in a paired tuple, plus its unpaired images (all the
   images of m's split that were not paired, or only the first ``extra`` of them, in index order as the

@@ -1,5 +1,5 @@
 """Evaluation of MMALI models: coherence classifiers, latent linear probe, cross/joint/synergy coherence, reports.
 
-Modules: :mod:`classifiers` (reference section 3.6), :mod:`latent` (7.1), :mod:`coherence` (7.2),
+Modules: :mod:`classifiers` (docs/authors_code.md, section 2.1), :mod:`latent` (4.1), :mod:`coherence` (4.2),
 :mod:`report` (metrics.json, Markdown, TensorBoard). The command line is :mod:`mmali_tf.evaluate`.
 """

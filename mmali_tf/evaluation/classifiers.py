@@ -1,4 +1,4 @@
-"""Coherence classifiers: the reference's MNIST and SVHN digit classifiers (reference section 3.6), trained,
+"""Coherence classifiers: the reference's MNIST and SVHN digit classifiers (docs/authors_code.md, section 2.1), trained,
 checksummed, cached and loaded per (network kind, dataset).
 
 A classifier is identified by the network kind of the images it reads (``"mnist"``: 28x28x1, ``"svhn"``: 32x32x3),
@@ -97,8 +97,8 @@ def check_protocol(protocol: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Architectures (reference section 3.6). Keras default initialisation: the reference does not pass its
-# classifiers through the N(0, 0.02) init (section 2), and they are not parity-critical (section 11).
+# Architectures (docs/authors_code.md, section 2.1). Keras default initialisation: the reference does not pass its
+# classifiers through the N(0, 0.02) init, and they are not parity-critical.
 
 
 class FunctionalDropout(keras.layers.Layer):

@@ -1,4 +1,4 @@
-"""Cross, joint and synergy coherence (reference section 7.2), for any M >= 2 named modalities.
+"""Cross, joint and synergy coherence (docs/authors_code.md, section 4.2), for any M >= 2 named modalities.
 
 * ``coherence/<a>_to_<b>``: over the test tuples, a sample ``z ~ q(z | x_a)`` (the whole latent, so the *source*
   style is kept, as the reference) is decoded by ``b``'s decoder and classified by ``b``'s classifier; the score is

@@ -1,4 +1,4 @@
-"""Latent accuracy: a linear probe on the frozen EMA encoder's latent (reference section 7.1; paper Tables 2 and 3).
+"""Latent accuracy: a linear probe on the frozen EMA encoder's latent (docs/authors_code.md, section 4.1; paper Tables 2 and 3).
 
 The reference wraps the frozen encoder and a ``Linear(20 -> 10)`` and trains it with Adam(1e-3, 0.9, 0.999),
 batch 256, shuffled, 100 epochs on the full unimodal train split, testing after every epoch on the full test split
