@@ -112,15 +112,24 @@ def test_hours_for(tool):
 def test_window_table_lines(tool):
     ours = windows([2.0, 2.5], cpu=3.0)
     theirs = windows([5.0, 4.0], cpu=8.0)
-    ours[0]["others_cores"] = 0.25
+    ours[0]["others_cores"] = 0.15  # below the busy-machine warning
     lines = tool.window_table(10, ours, theirs)
     assert len(lines) == 1 + 2 + 3  # header, one line per window, medians, ratios, hours
     first = lines[1].split()
     assert first[:4] == ["1", "5.00", "2.00", "2.50x"] and first[4:6] == ["0.300", "0.800"]
-    assert lines[1].endswith("0.25 / -") and lines[2].endswith("- / -")
+    assert lines[1].endswith("0.15 / -") and lines[2].endswith("- / -")
     assert "ours 4.50 (4.00-5.00), theirs 2.25 (2.00-2.50)" in lines[3]
     assert "2.00x (ratio of the medians), 2.05x (median of the per-window-pair ratios)" in lines[4]  # 2.5, 1.6
     assert f"ours {250_000 / 4.5 / 3600:.2f} h, theirs {250_000 / 2.25 / 3600:.2f} h" in lines[5]
+
+
+def test_window_table_warns_about_a_busy_machine(tool):
+    quiet = tool.window_table(10, windows([1.0]), windows([1.0]))
+    ours, theirs = windows([1.0]), windows([1.0])
+    ours[0]["others_cores"], theirs[0]["others_cores"] = 0.9, 1.1
+    busy = tool.window_table(10, ours, theirs)
+    assert [line.split() for line in busy[:-1]] == [line.replace("- / -", "0.90 / 1.10").split() for line in quiet]
+    assert busy[-1].startswith("  WARNING: other processes kept 1.00 cores busy on average (up to 1.10)")
 
 
 def test_summary_table(tool):

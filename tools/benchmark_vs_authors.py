@@ -44,7 +44,7 @@ Output: a header (date, CPU model, SIMD flags of interest, cores, versions, thei
 the parameter counts and loss-term counts of both sides (they must agree, else the run stops), both sides' thread
 settings, the per-window it/s and CPU seconds per iteration (the worker's, all threads), how many cores other
 processes kept busy during each window (from ``/proc/stat``, less the worker's own CPU time; hypervisor steal
-included), the median it/s (min-max), the ratio ours/theirs (of the medians, and the median of the per-window-pair
+included; a warning follows the table where that averages over 0.2 cores), the median it/s (min-max), the ratio ours/theirs (of the medians, and the median of the per-window-pair
 ratios), and the hours for 250,000 iterations at each median rate; a summary table at the end. No reference
 figures are built in: every number printed is measured by the run.
 
@@ -110,6 +110,7 @@ TRAINING_ITERATIONS = 250_000  # the paper's and both README commands' --max_ite
 # their four next(paired_dataloader) per iteration).
 CALLS = ("d_unimodal", "d_joint", "g_unimodal", "g_joint")
 DEFAULT_TORCH_PYTHON = "/work/torchvenv/bin/python"
+BUSY_MACHINE_CORES = 0.2  # mean cores used by other processes during the windows above which the table warns
 
 # Their training script and README command line (their README, MultiMNIST with --n_modalities 2 / 4).
 _README_MULTIMNIST = ["--max_iter", "250000", "--style_dim", "10", "--latent_dim", "20", "--lambda_unimodal", "0.1"]
@@ -186,6 +187,10 @@ def window_table(steps: int, ours: list[dict], theirs: list[dict]) -> list[str]:
                  f"{c['median_pair_ratio']:.2f}x (median of the per-window-pair ratios)")
     lines.append(f"  {TRAINING_ITERATIONS:,} iterations at the median rate: ours {c['ours_hours']:.2f} h, "
                  f"theirs {c['theirs_hours']:.2f} h")
+    busy = [w["others_cores"] for w in ours + theirs if w.get("others_cores") is not None]
+    if busy and statistics.mean(busy) > BUSY_MACHINE_CORES:
+        lines.append(f"  WARNING: other processes kept {statistics.mean(busy):.2f} cores busy on average (up to "
+                     f"{max(busy):.2f}) during these windows: these are not the figures of a quiet machine")
     return lines
 
 
