@@ -44,9 +44,10 @@ Output: a header (date, CPU model, SIMD flags of interest, cores, versions, thei
 the parameter counts and loss-term counts of both sides (they must agree, else the run stops), both sides' thread
 settings, the per-window it/s and CPU seconds per iteration (the worker's, all threads), how many cores other
 processes kept busy during each window (from ``/proc/stat``, less the worker's own CPU time; hypervisor steal
-included; a warning follows the table where that averages over 0.2 cores), the median it/s (min-max), the ratio ours/theirs (of the medians, and the median of the per-window-pair
-ratios), and the hours for 250,000 iterations at each median rate; a summary table at the end. No reference
-figures are built in: every number printed is measured by the run.
+included; a warning follows the table where that averages over 0.2 cores), the median it/s (min-max), the ratio
+ours/theirs (of the medians, and the median of the per-window-pair ratios), and the hours for 250,000 iterations at
+each median rate; a summary table at the end. No reference figures are built in: every number printed is measured
+by the run.
 
 Our side: ``our_config`` gives the config the trainer would use for the flagfile (execution settings "auto" for this
 machine: on a CPU-only machine no XLA and the thread policy of ``mmali_tf.distribution``); the model is built by
