@@ -131,8 +131,12 @@ def data_dirs(data_dir: str | None) -> dict[str, str]:
             "svhn": base or os.path.join(parent, "data", "svhn_standin")}
 
 
-def load_training_data(config, dirs: dict[str, str]):
-    """Images per modality (uint8 NHWC) and the same-label pairs; random arrays (with a warning) if files are absent."""
+def load_training_data(config, dirs: dict[str, str], random_if_absent: bool = True):
+    """Images per modality (uint8 NHWC), the same-label pairs and each modality's source.
+
+    ``dirs`` maps a dataset name ("mnist", "svhn") to its directory. If a modality's files are absent: random arrays
+    of the right shape with a warning on stderr (``random_if_absent``), else the loader's error is raised.
+    """
     import numpy as np
 
     from mmali_tf import training_data
@@ -148,6 +152,8 @@ def load_training_data(config, dirs: dict[str, str]):
             split = training_data.load_modality(spec, "train", cfg)
             images[spec.name], labels[spec.name], sources[spec.name] = split.images, split.labels, split.source
         except (MMALIError, OSError) as exc:
+            if not random_if_absent:
+                raise
             print(f"WARNING (benchmark): {spec.name}: {exc}; using RANDOM arrays of shape {IMAGE_SHAPES[spec.kind]}",
                   file=sys.stderr, flush=True)
             rng = np.random.default_rng(len(images))
@@ -291,7 +297,12 @@ def run_child(job: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ report
-def cpu_description() -> str:
+SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")  # /proc/cpuinfo names
+
+
+def cpu_facts() -> dict:
+    """The CPU model (/proc/cpuinfo's "model name", which lscpu shows), its SIMD flags of interest, and the CPUs
+    present / usable here."""
     model, flags = platform.processor() or "unknown", set()
     try:
         with open("/proc/cpuinfo") as f:
@@ -302,9 +313,14 @@ def cpu_description() -> str:
                     flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    simd = ", ".join(x for x in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile") if x in flags) or "none"
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{model}; {os.cpu_count()} CPUs ({cores} usable); SIMD: {simd}"
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"model": model, "simd": {x: x in flags for x in SIMD_FLAGS}, "cpus": os.cpu_count(), "usable": usable}
+
+
+def cpu_description() -> str:
+    facts = cpu_facts()
+    simd = ", ".join(x for x, present in facts["simd"].items() if present) or "none"
+    return f"{facts['model']}; {facts['cpus']} CPUs ({facts['usable']} usable); SIMD: {simd}"
 
 
 def spread(values) -> str:
