@@ -39,7 +39,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from mmali_tf.data.sources import (DATA_DIR_ENV, SPLITS, STANDIN_MARKER, _cached, _check_split, _file_key,
+from mmali_tf.data.sources import SPLITS  # noqa: F401  (re-exported for the tools)
+from mmali_tf.data.sources import (DATA_DIR_ENV, STANDIN_MARKER, _cached, _check_split, _file_key,
                                    resolve_data_dir)
 from mmali_tf.errors import DataError
 
@@ -140,16 +141,20 @@ def _check_features(array: np.ndarray, shape_tail: tuple[int, ...], what: str) -
 
 
 def check_arrays(image_features, caption_features, filenames, class_ids, *,
-                 where: Mapping[str, str] | None = None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray]:
+                 where: Mapping[str, str] | None = None) -> tuple[np.ndarray | None, np.ndarray, tuple[str, ...],
+                                                                  np.ndarray]:
     """Validates one split's contents and returns them as (float32, float32, tuple of str, int64) C-order arrays.
 
     ``where`` maps each of the four file names to the name used in error messages (default: the file name).
+    ``image_features`` None checks the other three (N taken from the captions) and returns None in its place.
     """
     where = dict(where or {})
     name = {f: where.get(f, f) for f in FORMAT_FILES}
-    images = _check_features(np.asarray(image_features), (IMAGE_FEATURE_DIM,), name[IMAGE_FILE])
     captions = _check_features(np.asarray(caption_features), (CAPTIONS_PER_IMAGE, CAPTION_FEATURE_DIM),
                                name[CAPTION_FILE])
+    images = None
+    if image_features is not None:
+        images = _check_features(np.asarray(image_features), (IMAGE_FEATURE_DIM,), name[IMAGE_FILE])
     if (not isinstance(filenames, (list, tuple))) or not all(isinstance(f, str) and f for f in filenames):
         raise DataError(f"{name[FILENAMES_FILE]}: expected a list of non-empty strings")
     class_ids = np.asarray(class_ids)
@@ -158,15 +163,16 @@ def check_arrays(image_features, caption_features, filenames, class_ids, *,
                         f"{class_ids.shape}")
     if class_ids.size and int(class_ids.min()) < 0:
         raise DataError(f"{name[CLASS_IDS_FILE]}: class ids must be non-negative, found {int(class_ids.min())}")
-    n = images.shape[0]
+    counted, n = (name[IMAGE_FILE], images.shape[0]) if images is not None else (name[CAPTION_FILE],
+                                                                                   captions.shape[0])
     if n == 0:
-        raise DataError(f"{name[IMAGE_FILE]}: contains no images")
+        raise DataError(f"{counted}: contains no images")
     for what, count in ((name[CAPTION_FILE], captions.shape[0]), (name[FILENAMES_FILE], len(filenames)),
                         (name[CLASS_IDS_FILE], class_ids.shape[0])):
         if count != n:
-            raise DataError(f"{what}: has {count} entries but {name[IMAGE_FILE]} has {n} images")
-    return (np.ascontiguousarray(images), np.ascontiguousarray(captions), tuple(filenames),
-            np.ascontiguousarray(class_ids, dtype=np.int64))
+            raise DataError(f"{what}: has {count} entries but {counted} has {n} images")
+    return (None if images is None else np.ascontiguousarray(images), np.ascontiguousarray(captions),
+            tuple(filenames), np.ascontiguousarray(class_ids, dtype=np.int64))
 
 
 def _read_npy(path: str) -> np.ndarray:
