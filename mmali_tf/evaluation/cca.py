@@ -29,11 +29,13 @@ Pure numpy/scipy: nothing here imports TensorFlow.
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from mmali_tf.atomic_files import write_bytes_atomic
 from mmali_tf.errors import ConfigError, DataError
 
 NUM_COMPONENTS = 40
@@ -100,15 +102,9 @@ class FittedCCA:
         for i, (mean, projection) in enumerate(zip(self.means, self.projections)):
             arrays[f"mean_{i}"] = mean
             arrays[f"projection_{i}"] = projection
-        tmp = f"{path}.tmp.{os.getpid()}"
-        try:
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        write_bytes_atomic(path, buffer.getvalue())
 
     @classmethod
     def load(cls, path: str) -> FittedCCA:

@@ -58,16 +58,20 @@ def _dense(units: int, name: str, activation=None) -> keras.layers.Dense:
                               bias_initializer="zeros", name=name)
 
 
-def _elu_stack(h: keras.KerasTensor, hidden: tuple[int, ...], name: str) -> keras.KerasTensor:
-    for i, units in enumerate(hidden, start=1):
-        h = _dense(units, f"{name}_fc{i}", activation="elu")(h)
-    return h
-
-
 def _sn_stack(h: keras.KerasTensor, hidden: tuple[int, ...], prefix: str) -> keras.KerasTensor:
     for i, units in enumerate(hidden, start=1):
         h = leaky_relu(f"{prefix}_lrelu{i}")(SNDense(units, name=f"{prefix}_fc{i}")(h))
     return h
+
+
+def _elu_mlp(input_dim: int, output_dim: int, hidden: tuple[int, ...], name: str, input_name: str) -> keras.Model:
+    """Dense ``hidden`` with ELU after each, then a linear Dense ``output_dim``; input ``f"{name}_{input_name}"``."""
+    inputs = keras.Input(shape=(input_dim,), name=f"{name}_{input_name}")
+    h = inputs
+    for i, units in enumerate(hidden, start=1):
+        h = _dense(units, f"{name}_fc{i}", activation="elu")(h)
+    out = _dense(output_dim, f"{name}_fc{len(hidden) + 1}")(h)
+    return keras.Model(inputs=inputs, outputs=out, name=name)
 
 
 def FeatureEncoder(input_dim: int, latent_dim: int, hidden: Sequence[int], name: str = "feature_encoder"
@@ -76,13 +80,9 @@ def FeatureEncoder(input_dim: int, latent_dim: int, hidden: Sequence[int], name:
 
     Dense ``hidden[0]`` → ... → Dense ``hidden[-1]``, ELU after each, then Dense 2L (no activation).
     """
-    input_dim = check_positive_int(input_dim, "input_dim")
     latent_dim = check_positive_int(latent_dim, "latent_dim")
-    hidden = _widths(hidden, "encoder hidden widths")
-    x = keras.Input(shape=(input_dim,), name=f"{name}_x")
-    h = _elu_stack(x, hidden, name)
-    out = _dense(2 * latent_dim, f"{name}_fc{len(hidden) + 1}")(h)
-    return keras.Model(inputs=x, outputs=out, name=name)
+    return _elu_mlp(check_positive_int(input_dim, "input_dim"), 2 * latent_dim,
+                    _widths(hidden, "encoder hidden widths"), name, "x")
 
 
 def FeatureDecoder(latent_dim: int, output_dim: int, hidden: Sequence[int], name: str = "feature_decoder"
@@ -91,13 +91,8 @@ def FeatureDecoder(latent_dim: int, output_dim: int, hidden: Sequence[int], name
 
     Dense ``hidden[0]`` → ... → Dense ``hidden[-1]``, ELU after each, then Dense ``output_dim``.
     """
-    latent_dim = check_positive_int(latent_dim, "latent_dim")
-    output_dim = check_positive_int(output_dim, "output_dim")
-    hidden = _widths(hidden, "decoder hidden widths")
-    z = keras.Input(shape=(latent_dim,), name=f"{name}_z")
-    h = _elu_stack(z, hidden, name)
-    out = _dense(output_dim, f"{name}_fc{len(hidden) + 1}")(h)
-    return keras.Model(inputs=z, outputs=out, name=name)
+    return _elu_mlp(check_positive_int(latent_dim, "latent_dim"), check_positive_int(output_dim, "output_dim"),
+                    _widths(hidden, "decoder hidden widths"), name, "z")
 
 
 def feature_x_branch(x: keras.KerasTensor, hidden: Sequence[int], prefix: str) -> keras.KerasTensor:
