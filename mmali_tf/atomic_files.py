@@ -11,10 +11,19 @@ import os
 
 def write_text_atomic(path: str, text: str) -> None:
     """Write ``text`` to a temporary file beside ``path``, flush it to disk, then rename it over ``path``."""
+    _write_atomic(path, "w", text)
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    """:func:`write_text_atomic` for binary content."""
+    _write_atomic(path, "wb", data)
+
+
+def _write_atomic(path: str, mode: str, payload) -> None:
     tmp = f"{path}.tmp.{os.getpid()}"  # per process: two writers never share a temporary file
     try:
-        with open(tmp, "w") as f:
-            f.write(text)
+        with open(tmp, mode) as f:
+            f.write(payload)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
