@@ -1,7 +1,9 @@
 """Typed, immutable experiment configuration.
 
-Entry points turn absl flags into an :class:`ExperimentConfig`; library code only ever sees this object.
-The resolved config is written to ``<workdir>/config.json`` and read back by evaluation and export.
+Every setting has its one default and its help text here (:func:`setting`); the presets in
+:mod:`mmali_tf.configs` build on these defaults, and :mod:`mmali_tf.cli` generates the command-line flags from
+them. Library code only ever sees an :class:`ExperimentConfig`. The resolved config is written to
+``<workdir>/config.json`` and read back by evaluation and export.
 """
 
 from __future__ import annotations
@@ -17,6 +19,18 @@ DATASETS = ("mnist", "svhn", "digits_grey28", "digits_colour32")
 SPECTRAL_NORM_UPDATES = ("per_step", "per_forward")
 
 
+def setting(default, help: str, *, flag: str | None = None, aliases: tuple[str, ...] = (), lower=None, upper=None,
+            choices: tuple | None = None):
+    """A config field with its one default and its command-line description.
+
+    ``flag`` is the short command-line name (default: the field's name), ``aliases`` further accepted names;
+    ``lower`` / ``upper`` / ``choices`` are checked by :meth:`ExperimentConfig.validate`. ``mmali_tf.cli`` turns
+    every such field into a ``--config.<section>.<field>`` flag with that short name as an alias.
+    """
+    metadata = {"help": help, "flag": flag, "aliases": aliases, "lower": lower, "upper": upper, "choices": choices}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
 @dataclasses.dataclass(frozen=True)
 class ModalitySpec:
     """One modality, addressed by name everywhere (never by position)."""
@@ -25,35 +39,48 @@ class ModalitySpec:
     kind: str  # network family: "mnist" (28x28x1 MLPs) or "svhn" (32x32x3 convnets)
     dataset: str  # data source registered in mmali_tf.data.sources
     quarter_turns: int = 0  # counter-clockwise 90-degree rotations applied to the images (MultiMNIST)
-    rec_weight: float = 1.0  # the reference's per-modality `mod_coeff` on reconstruction terms
+    rec_weight: float = 1.0  # the authors' per-modality `mod_coeff` on reconstruction terms
+
+
+MNIST_SVHN = (ModalitySpec("mnist", "mnist", "mnist"), ModalitySpec("svhn", "svhn", "svhn"))
 
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    data_dir: str | None = None  # raw files (mnist.npz, IDX, SVHN *_32x32.mat); None = embedded / TFDS only
-    tfds_data_dir: str | None = None
-    download: bool = False  # let TFDS download (needs internet)
-    data_multiplication: int = 30
-    max_d: int = 10000
-    use_all: bool = True
-    percentage: float = 1.0  # fraction of each class that is paired (the reference's --percentage)
-    seed: int = 0  # pairing seed
-    # Partial pairing with unpaired data: unimodal terms draw from per-modality pools (paired + unpaired images);
-    # False = the authors' released behaviour (paired batches only, docs/authors_code.md section 1.3).
-    unpaired: bool = False
-    extra_unpaired: tuple[tuple[str, int], ...] = ()  # (modality, count) limits; -1 or absent = all unpaired images
+    data_dir: str | None = setting(None, "Directory with raw data files (mnist.npz or IDX, SVHN *_32x32.mat); "
+                                         "unset: embedded or TFDS data only.")
+    tfds_data_dir: str | None = setting(None, "TFDS data directory to read prepared datasets from.")
+    download: bool = setting(False, "Let TFDS download missing datasets (needs internet).")
+    data_multiplication: int = setting(30, "Pairing repetitions per image (the authors' dm).", lower=1)
+    max_d: int = setting(10000, "Per-class cap when not use_all.", lower=1)
+    use_all: bool = setting(True, "The authors' --use_all pairing mode (docs/authors_code.md, section 1.2).")
+    percentage: float = setting(1.0, "Fraction of each class that is paired (the authors' --percentage).",
+                                flag="paired_fraction", aliases=("percentage",), lower=0.0, upper=1.0)
+    seed: int = setting(0, "Seed of the pairing and of the batch order.", flag="pairing_seed", lower=0)
+    unpaired: bool = setting(False, "Train the unimodal terms on per-modality pools of paired + unpaired images and "
+                                    "draw the joint critic's negatives from them; off = the authors' code (paired "
+                                    "batches only, docs/authors_code.md section 1.3).")
+    extra_unpaired: tuple[tuple[str, int], ...] = setting(
+        (), "Per-modality limits on unpaired images, name:count or name:all (default all of them), e.g. "
+            "mnist:all,svhn:10000.")
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    modalities: tuple[ModalitySpec, ...]
-    latent_dim: int = 20
-    style_dim: int = 10
-    discriminator: str = "factorized"  # "factorized" (MMALI) or "joint" (single M+1-way baseline, docs/objective.md section 6)
-    joint_architecture: str = "dot"  # joint q(X) vs prod q(x_m) critic: "dot" (MNIST-SVHN) or "concat" (MultiMNIST)
-    # Spectral-norm power iterations: "per_step" = one per discriminator layer and player step, which lets critics
-    # reuse image features (fast); "per_forward" = before every discriminator forward, as the authors' torch code.
-    spectral_norm_updates: str = "per_step"
+    modalities: tuple[ModalitySpec, ...] = setting(
+        MNIST_SVHN, "Modalities as name:dataset:kind[:quarter_turns[:rec_weight]] (or key=value parts for any "
+                    "modality field).")
+    latent_dim: int = setting(20, "Latent size (style + content).", lower=1)
+    style_dim: int = setting(10, "Style (private) part of the latent, the first coordinates.", lower=0)
+    discriminator: str = setting("factorized", "MMALI's factorized discriminators or the single (M+1)-way joint "
+                                               "baseline (docs/objective.md section 6).",
+                                 choices=("factorized", "joint"))
+    joint_architecture: str = setting("dot", "The q(X) vs prod q(x_m) critic: dot (MNIST-SVHN, 2 modalities) or "
+                                             "concat (MultiMNIST).", choices=("dot", "concat"))
+    spectral_norm_updates: str = setting(
+        "per_step", "Spectral-norm power iterations: per_step = one per discriminator layer and player step (critics "
+                    "reuse image features; fast), per_forward = before every forward, as the authors' code "
+                    "(docs/objective.md section 8).", choices=SPECTRAL_NORM_UPDATES)
 
     @property
     def content_dim(self) -> int:
@@ -66,51 +93,67 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
-    lambda_unimodal: float = 1.0
-    lambda_x_rec: float = 0.0
-    lambda_s_rec: float = 0.0
-    lambda_c_rec: float = 0.0
-    joint_rec: bool = False
-    # Joint-discriminator baseline only: drop the first batch's terms as the authors' code does (their two calls
-    # return the same dict keys); the call still runs. False = both batches count.
-    discard_first_baseline_call: bool = False
+    lambda_unimodal: float = setting(1.0, "Weight of the unimodal adversarial generator terms (the authors' default; "
+                                          "their README configs use 0.1 for MNIST-SVHN and MultiMNIST, 1.0 for CUB).",
+                                     lower=0.0)
+    lambda_x_rec: float = setting(0.0, "Reconstruction weight.", lower=0.0)
+    lambda_s_rec: float = setting(0.0, "Style cycle weight.", lower=0.0)
+    lambda_c_rec: float = setting(0.0, "Content cycle weight.", lower=0.0)
+    joint_rec: bool = setting(False, "Reconstruction and content cycle through the geometric-mean joint posterior.")
+    discard_first_baseline_call: bool = setting(
+        False, "Joint baseline only: drop the first batch's terms as the authors' code does (their two calls return "
+               "the same dict keys); the call still runs. Off = both batches count.")
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    batch_size: int = 64  # global batch of each of the 4 paired batches per iteration
-    max_iter: int = 250_000
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    epsilon: float = 1e-8
-    ema_start: int = 50_000
-    ema_decay: float = 0.9999
-    seed: int = 0  # network init and training noise
-    save_every: int = 2000
-    log_every: int = 50
-    image_every: int = 2000
-    eval_every: int = 0  # 0 = only at the end (if eval_at_end)
-    eval_at_end: bool = False
-    keep_checkpoints: int = 3
-    xla: bool = True
-    strategy: str = "default"  # "default", "mirrored", "multi_worker"
-    num_devices: int = 1  # logical CPU devices to create for "mirrored" on a CPU-only machine
-    steps_per_execution: int = 1
-    intra_op_threads: int = 0  # threads inside one op; 0 = TensorFlow's default (all cores)
-    inter_op_threads: int = 0  # ops run side by side; 0 = TensorFlow's default
-    deterministic: bool = False  # tf.config.experimental.enable_op_determinism()
+    batch_size: int = setting(64, "Global batch of each of the 4 paired batches per iteration.", lower=1)
+    max_iter: int = setting(250_000, "Training iterations (D step + G step).", lower=1)
+    lr: float = setting(2e-4, "Adam learning rate.", lower=0.0)
+    beta1: float = setting(0.5, "Adam beta1.", lower=0.0, upper=1.0)
+    beta2: float = setting(0.999, "Adam beta2.", lower=0.0, upper=1.0)
+    epsilon: float = setting(1e-8, "Adam epsilon (torch's default, added as torch adds it).", lower=0.0)
+    ema_start: int = setting(50_000, "The EMA is a copy of the generators up to and including this iteration.",
+                             lower=0)
+    ema_decay: float = setting(0.9999, "EMA decay after ema_start.", lower=0.0, upper=1.0)
+    seed: int = setting(0, "Seed of the weight initialisation and of the training noise.", lower=0)
+    save_every: int = setting(2000, "Checkpoint interval (iterations).", lower=1)
+    log_every: int = setting(100, "Console and TensorBoard scalar interval (iterations).", lower=1)
+    image_every: int = setting(2000, "Image-grid interval (iterations).", lower=1)
+    eval_every: int = setting(0, "Evaluation interval (iterations); 0 = never during training.", lower=0)
+    eval_at_end: bool = setting(False, "Evaluate the final model.")
+    keep_checkpoints: int = setting(3, "Checkpoints to keep.", lower=1)
+    xla: bool | None = setting(None, "Compile the training step with XLA; unset = auto: on with a GPU or TPU, off on "
+                                     "a CPU-only machine, where oneDNN's kernels are faster.")
+    strategy: str = setting("default", "tf.distribute strategy.", choices=("default", "mirrored", "multi_worker"))
+    num_devices: int = setting(1, "Replicas for strategy=mirrored (logical CPUs without GPUs).", lower=1)
+    steps_per_execution: int = setting(1, "Training steps per tf.function call.", lower=1)
+    intra_op_threads: int = setting(-1, "Threads inside one TensorFlow op; 0 = TensorFlow's default, -1 = auto "
+                                        "(CPU-only without XLA: half the cores; else the default).", lower=-1)
+    inter_op_threads: int = setting(-1, "TensorFlow ops run side by side; 0 = TensorFlow's default, -1 = auto "
+                                        "(CPU-only without XLA: 2; else the default).", lower=-1)
+    deterministic: bool = setting(False, "Enable TF op determinism (slower).")
 
 
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
-    name: str
-    data: DataConfig
-    model: ModelConfig
-    loss: LossConfig
-    train: TrainConfig
+    name: str = setting("mmali", "Experiment name recorded in the config.")
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    def replace(self, **sections) -> "ExperimentConfig":
+        """A copy with some fields of sections replaced: ``cfg.replace(train=dict(max_iter=10), name="x")``."""
+        changes = {}
+        for key, value in sections.items():
+            current = getattr(self, key)
+            changes[key] = dataclasses.replace(current, **value) if isinstance(value, dict) else value
+        return dataclasses.replace(self, **changes)
 
     def validate(self) -> "ExperimentConfig":
+        for section in (self, self.data, self.model, self.loss, self.train):
+            _check_settings(section)
         m, t, d = self.model, self.train, self.data
         names = m.names
         if len(names) < 2:
@@ -124,42 +167,19 @@ class ExperimentConfig:
                 raise ConfigError(f"modality {spec.name!r}: unknown dataset {spec.dataset!r} (choose from {DATASETS})")
         if not 0 <= m.style_dim < m.latent_dim:
             raise ConfigError(f"style_dim must be in [0, latent_dim), got style_dim={m.style_dim} latent_dim={m.latent_dim}")
-        if m.discriminator not in ("factorized", "joint"):
-            raise ConfigError(f"discriminator must be 'factorized' or 'joint', got {m.discriminator!r}")
-        if m.joint_architecture not in ("dot", "concat"):
-            raise ConfigError(f"joint_architecture must be 'dot' or 'concat', got {m.joint_architecture!r}")
-        if m.spectral_norm_updates not in SPECTRAL_NORM_UPDATES:
-            raise ConfigError(f"spectral_norm_updates must be one of {SPECTRAL_NORM_UPDATES}, got "
-                              f"{m.spectral_norm_updates!r}")
         if m.joint_architecture == "dot" and len(names) != 2 and m.discriminator == "factorized":
             raise ConfigError("the 'dot' joint discriminator needs exactly 2 modalities; use 'concat'")
-        positive = {"batch_size": t.batch_size, "max_iter": t.max_iter, "save_every": t.save_every,
-                    "log_every": t.log_every, "image_every": t.image_every, "keep_checkpoints": t.keep_checkpoints,
-                    "num_devices": t.num_devices, "steps_per_execution": t.steps_per_execution,
-                    "data_multiplication": d.data_multiplication, "max_d": d.max_d}
-        for key, value in positive.items():
-            if value <= 0:
-                raise ConfigError(f"{key} must be positive, got {value}")
-        if t.eval_every < 0 or t.ema_start < 0:
-            raise ConfigError("eval_every and ema_start must be >= 0")
-        if t.intra_op_threads < 0 or t.inter_op_threads < 0:
-            raise ConfigError("intra_op_threads and inter_op_threads must be >= 0 (0 = TensorFlow's default)")
         for name, count in d.extra_unpaired:
             if name not in names or count < -1:
                 raise ConfigError(f"extra_unpaired entry {name}:{count}: unknown modality or count < -1")
-        if not 0.0 < d.percentage <= 1.0:
+        if d.percentage <= 0.0:
             raise ConfigError(f"percentage must be in (0, 1], got {d.percentage}")
-        if not 0.0 <= t.ema_decay < 1.0:
+        if t.ema_decay >= 1.0:
             raise ConfigError(f"ema_decay must be in [0, 1), got {t.ema_decay}")
         if t.lr <= 0:
             raise ConfigError(f"lr must be positive, got {t.lr}")
-        if t.strategy not in ("default", "mirrored", "multi_worker"):
-            raise ConfigError(f"strategy must be default, mirrored or multi_worker, got {t.strategy!r}")
         if t.batch_size % t.num_devices:
             raise ConfigError(f"batch_size {t.batch_size} must be divisible by num_devices {t.num_devices}")
-        for key in ("lambda_unimodal", "lambda_x_rec", "lambda_s_rec", "lambda_c_rec"):
-            if getattr(self.loss, key) < 0:
-                raise ConfigError(f"{key} must be >= 0, got {getattr(self.loss, key)}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -177,7 +197,7 @@ class ExperimentConfig:
             data["extra_unpaired"] = tuple((str(n), int(c)) for n, c in data.get("extra_unpaired", ()))
             return cls(name=raw["name"], data=DataConfig(**data), model=ModelConfig(**model),
                        loss=LossConfig(**raw["loss"]), train=TrainConfig(**raw["train"]))
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"malformed config: {exc}") from exc
 
     @classmethod
@@ -190,3 +210,26 @@ class ExperimentConfig:
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
         return cls.from_dict(raw)
+
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "train": TrainConfig}
+"""The config's sections, by the attribute name under :class:`ExperimentConfig`."""
+
+
+def settings(section) -> list[dataclasses.Field]:
+    """The fields of a config class (or instance) that are settings (every field made by :func:`setting`)."""
+    return [f for f in dataclasses.fields(section) if "help" in f.metadata]
+
+
+def _check_settings(section) -> None:
+    for f in settings(section):
+        value, meta = getattr(section, f.name), f.metadata
+        where = f.metadata["flag"] or f.name
+        if meta["choices"] is not None and value not in meta["choices"]:
+            raise ConfigError(f"{where} must be one of {', '.join(map(str, meta['choices']))}, got {value!r}")
+        if value is None or isinstance(value, (tuple, str, bool)):
+            continue
+        if meta["lower"] is not None and value < meta["lower"]:
+            raise ConfigError(f"{where} must be >= {meta['lower']}, got {value}")
+        if meta["upper"] is not None and value > meta["upper"]:
+            raise ConfigError(f"{where} must be <= {meta['upper']}, got {value}")

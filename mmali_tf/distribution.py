@@ -42,6 +42,14 @@ def resolve_execution(xla: bool | None, intra_op_threads: int, inter_op_threads:
     return bool(xla), intra, inter
 
 
+def resolve(config):
+    """``config`` with its "auto" execution settings (``xla=None``, negative thread counts) decided for this
+    machine by :func:`resolve_execution`; the run directory records the resolved values."""
+    t = config.train
+    xla, intra, inter = resolve_execution(t.xla, t.intra_op_threads, t.inter_op_threads)
+    return config.replace(train=dict(xla=xla, intra_op_threads=intra, inter_op_threads=inter))
+
+
 def configure_threads(train: TrainConfig) -> None:
     """Apply the thread counts of ``train`` (0 keeps TensorFlow's default); call before TensorFlow runs any op.
 

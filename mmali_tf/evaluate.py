@@ -13,7 +13,7 @@ Training calls :func:`evaluate_in_training` every ``--eval_every`` steps and at 
 
 from __future__ import annotations
 
-from mmali_tf import flags_common  # noqa: F401  (quiet TF before it is imported)
+from mmali_tf import cli
 
 import contextlib  # noqa: E402
 import dataclasses  # noqa: E402
@@ -307,7 +307,7 @@ def main(argv) -> None:
 
 def entry_point() -> None:
     define_flags()
-    flags_common.run_main(main)
+    cli.run_main(main)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ files that travel with a model but are not part of the graph).
 
 from __future__ import annotations
 
-from mmali_tf import flags_common  # noqa: F401  (quiet TF before it is imported)
+from mmali_tf import cli
 
 import datetime  # noqa: E402
 import json  # noqa: E402
@@ -425,7 +425,7 @@ def main(argv) -> None:
 
 def entry_point() -> None:
     _define_flags()
-    flags_common.run_main(main)
+    cli.run_main(main)
 
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ def run(config: ExperimentConfig, workdir: str, print_fn=print, evaluate_fn=None
 
     ``evaluate_fn(model, step)``, if given, runs every ``eval_every`` steps and at the end when ``eval_at_end``.
     """
-    config = config.validate()
+    config = distribution.resolve(config.validate())
     t = config.train
     prepare_workdir(config, workdir)
     if t.deterministic:

@@ -29,13 +29,13 @@ def train_tiny(workdir):
     TensorFlow start-up)."""
     from absl import flags
 
-    from mmali_tf import train, training
+    from mmali_tf import cli, train, training
 
     cwd = os.getcwd()
     os.chdir(REPO)  # flags/tiny.cfg names flags/mnist_svhn.cfg relative to the repository root
     try:
         flags.FLAGS(["train", "--flagfile=flags/tiny.cfg", f"--workdir={workdir}", "--noxla"])
-        config = train.config_from_flags()
+        config = cli.config_from_flags()
     finally:
         flags.FLAGS.unparse_flags()
         os.chdir(cwd)

@@ -17,14 +17,14 @@ DATA_DIR = os.environ.get("MMALI_DATA_DIR", os.path.join(REPO, "..", "shared", "
 
 def config_from_flagfile(name, *extra):
     """Parse a flagfile exactly as the entry point does (flags are read only here, in the test)."""
-    from mmali_tf import train  # noqa: F401  (defines the flags)
+    from mmali_tf import cli, train  # noqa: F401  (defines the flags)
 
     cwd = os.getcwd()
     os.chdir(REPO)
     try:
         flags.FLAGS.unparse_flags()
         flags.FLAGS(["prog", f"--flagfile=flags/{name}.cfg", "--workdir=unused", f"--data_dir={DATA_DIR}", *extra])
-        return train.config_from_flags()
+        return cli.config_from_flags()
     finally:
         os.chdir(cwd)
         flags.FLAGS.unparse_flags()

@@ -78,7 +78,10 @@ def test_run_directory_contents(straight_run):
     workdir, _ = straight_run
     assert os.path.exists(os.path.join(workdir, "config.json"))
     restored = ExperimentConfig.from_json_file(os.path.join(workdir, "config.json"))
-    assert restored == tiny_config()
+    from mmali_tf import distribution
+
+    assert restored == distribution.resolve(tiny_config())  # the run directory records the resolved "auto" values
+    assert restored.train.intra_op_threads >= 0 and restored.train.inter_op_threads >= 0
     assert sorted(os.path.basename(p) for p in glob.glob(os.path.join(workdir, "samples", "*.png"))) == [
         "colour_step0000003.png", "colour_step0000006.png", "grey_step0000003.png", "grey_step0000006.png"]
     events = glob.glob(os.path.join(workdir, "tensorboard", "events.out.tfevents.*"))
@@ -145,5 +148,6 @@ def test_auto_execution_settings_on_a_cpu_only_machine():
     assert distribution.resolve_execution(None, -1, -1) == (False, half, 2)
     assert distribution.resolve_execution(True, -1, -1) == (True, 0, 0)  # one XLA cluster needs every core
     assert distribution.resolve_execution(False, 3, 0) == (False, 3, 0)  # explicit values are kept
+    assert tiny_config(intra_op_threads=-1).validate().train.intra_op_threads == -1  # "auto", resolved at run time
     with pytest.raises(ConfigError, match="intra_op_threads"):
-        tiny_config(intra_op_threads=-1).validate()
+        tiny_config(intra_op_threads=-2).validate()

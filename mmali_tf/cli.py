@@ -1,0 +1,243 @@
+"""The command-line layer shared by every entry point and tool: config flags generated from the dataclasses, dotted
+overrides, one-line errors.
+
+Config flags. ``--config=<preset or file.py>`` picks the starting config (:mod:`mmali_tf.configs`); every setting of
+:mod:`mmali_tf.config` is a flag ``--config.<section>.<field>`` (``--config.train.max_iter=3000``), with its short
+name as an alias (``--max_iter=3000``, the names of the flagfiles of earlier versions). The flags have no defaults
+of their own: a flag that is not given leaves the preset's value, and the preset builds on the dataclass defaults,
+so every setting has exactly one default. ``--flagfile`` works as absl defines it.
+
+Diagnostics. TensorFlow's C++ log level defaults to warnings and errors (``TF_CPP_MIN_LOG_LEVEL=1``: INFO lines
+are hidden, GPU-library errors are not; set ``TF_CPP_MIN_LOG_LEVEL`` to change it). The few notices it prints while
+loading, before that level applies (the oneDNN notice, absl's pre-init line), are dropped; anything else it prints
+while loading is passed on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import traceback
+import typing
+from collections.abc import Callable, Mapping
+
+import re  # noqa: E402
+import tempfile  # noqa: E402
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+# Start-up notices TensorFlow prints while loading, before its log level applies: harmless, and they would bury an
+# entry point's one-line error. Everything else it prints while loading (e.g. GPU-library errors) is passed on.
+_BANNERS = re.compile(r"All log messages before absl::InitializeLog|oneDNN custom operations are on|"
+                      r"This TensorFlow binary is optimized to use available CPU instructions|"
+                      r"rebuild TensorFlow with the appropriate compiler flags")
+
+
+def _import_tensorflow_without_banners() -> None:
+    if "tensorflow" in sys.modules:
+        return
+    with tempfile.TemporaryFile() as captured:
+        saved = os.dup(2)
+        try:
+            os.dup2(captured.fileno(), 2)
+            import tensorflow  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        captured.seek(0)
+        for line in captured.read().decode(errors="replace").splitlines():
+            if not _BANNERS.search(line):
+                print(line, file=sys.stderr)
+
+
+_import_tensorflow_without_banners()
+
+from absl import app, flags  # noqa: E402
+
+from mmali_tf import config as config_lib  # noqa: E402
+from mmali_tf.config import ExperimentConfig, ModalitySpec  # noqa: E402
+from mmali_tf.errors import ConfigError, MMALIError  # noqa: E402
+
+VERBOSE_ENV = "MMALI_VERBOSE"
+
+
+# ---------------------------------------------------------------------------------------------------- parsing
+def parse_modality(text: str) -> ModalitySpec:
+    """``name:dataset:kind[:quarter_turns[:rec_weight]]``; later parts may also be ``field=value``."""
+    parts = text.split(":")
+    if len(parts) < 3 or not all(parts[:3]):
+        raise ConfigError(f"modality {text!r} must be name:dataset:kind[:quarter_turns[:rec_weight]]")
+    fields = {f.name: f for f in dataclasses.fields(ModalitySpec)}
+    hints = typing.get_type_hints(ModalitySpec)
+    values = dict(name=parts[0], dataset=parts[1], kind=parts[2])
+    positional = [name for name in fields if name not in values]
+    for i, part in enumerate(parts[3:]):
+        key, sep, raw = part.partition("=")
+        if not sep:
+            if i >= len(positional):
+                raise ConfigError(f"modality {text!r}: too many parts")
+            key, raw = positional[i], part
+        if key not in fields:
+            raise ConfigError(f"modality {text!r}: unknown field {key!r} (fields: {', '.join(fields)})")
+        values[key] = _parse_scalar(raw, hints[key], f"modality {text!r} field {key}")
+    return ModalitySpec(**values)
+
+
+def parse_extra_unpaired(entries) -> tuple[tuple[str, int], ...]:
+    out = []
+    for entry in entries:
+        name, _, count = entry.partition(":")
+        if not name or not count or not (count == "all" or count.isdigit()):
+            raise ConfigError(f"extra_unpaired entry {entry!r} must be name:count or name:all")
+        out.append((name, -1 if count == "all" else int(count)))
+    return tuple(out)
+
+
+def _parse_scalar(raw: str, kind, where: str):
+    optional = type(None) in typing.get_args(kind)
+    base = next((a for a in typing.get_args(kind) if a is not type(None)), kind) if optional else kind
+    if optional and raw.lower() in ("", "none", "auto"):
+        return None
+    try:
+        if base is bool:
+            if raw.lower() in ("true", "1", "yes"):
+                return True
+            if raw.lower() in ("false", "0", "no"):
+                return False
+            raise ValueError(f"{raw!r} is not a boolean")
+        return base(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+_LIST_PARSERS: dict[str, Callable] = {
+    "model.modalities": lambda items: tuple(parse_modality(m) for m in items),
+    "data.extra_unpaired": parse_extra_unpaired,
+}
+
+
+def _field_types() -> dict[str, tuple[object, dataclasses.Field]]:
+    """Dotted path -> (type, field) of every setting."""
+    out = {"name": (str, next(f for f in dataclasses.fields(ExperimentConfig) if f.name == "name"))}
+    for section, cls in config_lib.SECTIONS.items():
+        hints = typing.get_type_hints(cls)
+        for f in config_lib.settings(cls):
+            out[f"{section}.{f.name}"] = (hints[f.name], f)
+    return out
+
+
+def apply_overrides(config: ExperimentConfig, overrides: Mapping[str, object]) -> ExperimentConfig:
+    """``config`` with dotted settings replaced; values may be typed or command-line text (lists for tuples)."""
+    types = _field_types()
+    sections: dict[str, dict] = {}
+    top = {}
+    for path, value in overrides.items():
+        if path not in types:
+            raise ConfigError(f"unknown setting {path!r}")
+        kind, _ = types[path]
+        if path in _LIST_PARSERS and (isinstance(value, str) or (
+                isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value))):
+            try:
+                value = _LIST_PARSERS[path]([value] if isinstance(value, str) else list(value)) if value else ()
+            except ConfigError as exc:
+                raise ConfigError(f"setting {path}: {exc}") from None
+        elif isinstance(value, str) and kind is not str:
+            value = _parse_scalar(value, kind, f"setting {path}")
+        if "." in path:
+            section, key = path.split(".", 1)
+            sections.setdefault(section, {})[key] = value
+        else:
+            top[path] = value
+    return config.replace(**sections, **top)
+
+
+# ---------------------------------------------------------------------------------------------------- flags
+def flag_name(path: str) -> str:
+    return f"config.{path}"
+
+
+def define_config_flags() -> None:
+    """``--config``, ``--dry_run`` and one flag per setting (with its short-name aliases); defined once."""
+    if "config" in flags.FLAGS:
+        return
+    flags.DEFINE_string("config", "defaults", "Preset name (" + ", ".join(_preset_names()) + ") or a .py file "
+                        "defining get_config(); settings flags override it.")
+    flags.DEFINE_bool("dry_run", False, "Print the resolved config and exit.")
+    for path, (kind, f) in _field_types().items():
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        text = f"{f.metadata['help']} (default: {_show(default)})"
+        base = next((a for a in typing.get_args(kind) if a is not type(None)), kind)
+        name = flag_name(path)
+        if base is bool:
+            flags.DEFINE_bool(name, None, text)
+        elif base is int:
+            flags.DEFINE_integer(name, None, text)
+        elif base is float:
+            flags.DEFINE_float(name, None, text)
+        elif path in _LIST_PARSERS:
+            flags.DEFINE_list(name, None, text)
+        else:
+            flags.DEFINE_string(name, None, text)
+        short = f.metadata["flag"] or path.rsplit(".", 1)[-1]
+        for alias in (short,) + tuple(f.metadata["aliases"]):
+            flags.DEFINE_alias(alias, name)
+
+
+def _preset_names():
+    from mmali_tf.configs import PRESETS
+
+    return list(PRESETS)
+
+
+def _show(value) -> str:
+    if isinstance(value, tuple) and value and isinstance(value[0], ModalitySpec):
+        return ",".join(f"{m.name}:{m.dataset}:{m.kind}" for m in value)
+    return "auto" if value is None else str(value)
+
+
+def config_from_flags(flag_values=None) -> ExperimentConfig:
+    """The preset of ``--config`` with every config flag that was given (command line or flagfile) applied."""
+    from mmali_tf import configs
+
+    values = flag_values or flags.FLAGS
+    overrides = {path: values[flag_name(path)].value for path in _field_types() if values[flag_name(path)].present}
+    return configs.build(values.config, overrides)
+
+
+# ---------------------------------------------------------------------------------------------------- running
+def parse_flags_one_line(argv):
+    """absl parsing, but a bad flag ends with one ``error:`` line and exit status 2."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+def verbose() -> bool:
+    return os.environ.get(VERBOSE_ENV, "") not in ("", "0")
+
+
+def run_main(main) -> None:
+    """``app.run`` with user-facing errors (bad data, bad config, divergence) as one line and exit status 1.
+
+    With ``MMALI_VERBOSE=1`` the traceback is printed first (for bug reports).
+    """
+
+    def guarded(argv):
+        if len(argv) > 1:
+            print(f"error: unexpected positional arguments {argv[1:]}", file=sys.stderr)
+            sys.exit(2)
+        try:
+            main(argv)
+        except MMALIError as exc:
+            if verbose():
+                traceback.print_exc()
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            print("interrupted; resume by running the same command again", file=sys.stderr)
+            sys.exit(130)
+
+    app.run(guarded, flags_parser=parse_flags_one_line)
