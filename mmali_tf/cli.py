@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
+import signal
 import sys
 import traceback
 import typing
@@ -219,7 +221,7 @@ def verbose() -> bool:
     return os.environ.get(VERBOSE_ENV, "") not in ("", "0")
 
 
-def run_main(main) -> None:
+def run_main(main, argv=None) -> None:
     """``app.run`` with user-facing errors (bad data, bad config, divergence) as one line and exit status 1.
 
     With ``MMALI_VERBOSE=1`` the traceback is printed first (for bug reports).
@@ -229,15 +231,41 @@ def run_main(main) -> None:
         if len(argv) > 1:
             print(f"error: unexpected positional arguments {argv[1:]}", file=sys.stderr)
             sys.exit(2)
+        previous = signal.signal(signal.SIGTERM, _terminated)
         try:
             main(argv)
         except MMALIError as exc:
             if verbose():
                 traceback.print_exc()
+            code = getattr(exc, "exit_code", None)
+            if code is not None:  # stopped on a signal after saving (mmali_tf.training.Stopped)
+                print(f"{exc}; resume with: {command_line()}", file=sys.stderr, flush=True)
+                sys.exit(code)
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(1)
         except KeyboardInterrupt:
             print("interrupted; resume by running the same command again", file=sys.stderr)
             sys.exit(130)
+        except _Terminated:
+            print("terminated (SIGTERM) during start-up; nothing was trained, run the same command again",
+                  file=sys.stderr)
+            sys.exit(143)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
-    app.run(guarded, flags_parser=parse_flags_one_line)
+    app.run(guarded, argv=argv, flags_parser=parse_flags_one_line)
+
+
+class _Terminated(BaseException):
+    """SIGTERM outside the training loop (which handles it itself)."""
+
+
+def _terminated(signum, frame):
+    raise _Terminated()
+
+
+def command_line() -> str:
+    """The command this process runs, as a user would type it (``python -m <module> <args>``)."""
+    module = sys.modules["__main__"].__spec__
+    program = f"python -m {module.name}" if module is not None else sys.argv[0]
+    return " ".join([program] + [shlex.quote(a) for a in sys.argv[1:]])

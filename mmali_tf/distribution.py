@@ -3,8 +3,13 @@ home-made scheme)."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 import os
+import sys
+import threading
 
 import tensorflow as tf
 
@@ -77,6 +82,31 @@ def describe_threads() -> str:
     return f"threads intra-op {show(intra)} / inter-op {show(inter)}"
 
 
+def describe_devices() -> str:
+    """The devices TensorFlow found, and a warning if both of its CPU and GPU builds are installed."""
+    counts = {kind: len(tf.config.list_physical_devices(kind)) for kind in ("CPU", "GPU", "TPU")}
+    text = "devices: " + ", ".join(f"{n} {kind}" for kind, n in counts.items() if n or kind != "TPU")
+    builds = installed_tensorflow_builds()
+    if len(builds) > 1:
+        text += (f" (warning: both {' and '.join(builds)} are installed and overwrite each other; for the GPU "
+                 "build run: pip uninstall -y tensorflow-cpu && pip install --force-reinstall 'tensorflow[and-cuda]"
+                 f"=={tf.__version__}')")
+    return text
+
+
+def installed_tensorflow_builds() -> list[str]:
+    from importlib import metadata
+
+    found = []
+    for name in ("tensorflow", "tensorflow-cpu"):
+        try:
+            metadata.version(name)
+            found.append(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
 def configure_devices(train: TrainConfig) -> None:
     """Split the CPU into ``num_devices`` logical devices when mirroring on a machine without accelerators.
 
@@ -94,7 +124,87 @@ def configure_devices(train: TrainConfig) -> None:
             raise ConfigError(f"cannot create {train.num_devices} logical CPU devices: {exc}") from exc
 
 
-def make_strategy(train: TrainConfig) -> tf.distribute.Strategy:
+@dataclasses.dataclass(frozen=True)
+class Role:
+    """This process's place in the cluster: ``chief`` writes the run directory, the others only compute."""
+
+    task_type: str
+    task_index: int
+    num_workers: int
+    is_chief: bool
+    addresses: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        if self.num_workers == 1 and not self.addresses:
+            return "single process (chief)"
+        what = "chief: writes the run directory" if self.is_chief else "computes only, writes nothing to the run dir"
+        return f"{self.task_type} {self.task_index} of {self.num_workers} workers ({what})"
+
+
+SINGLE = Role("worker", 0, 1, True)
+
+
+def role_of(train: TrainConfig, environ=os.environ) -> Role:
+    """This process's role: from ``TF_CONFIG`` for ``strategy=multi_worker`` (validated here), else the single one.
+
+    TF_CONFIG is TensorFlow's cluster description: ``{"cluster": {"worker": ["host:port", ...], ["chief": [...]]},
+    "task": {"type": "worker", "index": i}}``. The chief is the ``chief`` task if there is one, else worker 0.
+    """
+    if train.strategy != "multi_worker":
+        return SINGLE
+    raw = environ.get("TF_CONFIG")
+    if not raw:
+        raise ConfigError("strategy=multi_worker needs the TF_CONFIG environment variable (the cluster and this "
+                          "task; see BUILD.md, 'Multi-worker training', or use python -m mmali_tf.launch)")
+    try:
+        spec = json.loads(raw)
+        cluster, task = spec["cluster"], spec["task"]
+        task_type, index = task["type"], task["index"]
+        jobs = {name: list(addresses) for name, addresses in cluster.items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"malformed TF_CONFIG ({type(exc).__name__}: {exc}); expected "
+                          '{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": 0}}') from None
+    if not set(jobs) <= {"worker", "chief"} or "worker" not in jobs and "chief" not in jobs:
+        raise ConfigError(f"malformed TF_CONFIG: cluster jobs must be 'worker' (and optionally one 'chief'), got "
+                          f"{sorted(jobs)}")
+    addresses = tuple(a for name in ("chief", "worker") for a in jobs.get(name, []))
+    for address in addresses:
+        host, _, port = str(address).rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"malformed TF_CONFIG: address {address!r} is not host:port")
+    if len(set(addresses)) != len(addresses):
+        raise ConfigError(f"malformed TF_CONFIG: an address appears twice in {list(addresses)}")
+    if len(jobs.get("chief", [])) > 1:
+        raise ConfigError("malformed TF_CONFIG: at most one chief")
+    if task_type not in jobs or not isinstance(index, int) or not 0 <= index < len(jobs[task_type]):
+        raise ConfigError(f"malformed TF_CONFIG: task {task_type!r} {index!r} is not in the cluster {jobs}")
+    chief = ("chief", 0) if "chief" in jobs else ("worker", 0)
+    return Role(task_type, index, len(addresses), (task_type, index) == chief, addresses)
+
+
+class _Watchdog:
+    """Ends the process with one error line if the block does not finish within ``seconds`` (TensorFlow's cluster
+    start-up blocks until every worker is there, and cannot be interrupted)."""
+
+    def __init__(self, seconds: float, message: str):
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._message = message
+
+    def _fire(self):
+        print(f"error: {self._message}", file=sys.stderr, flush=True)
+        os._exit(1)
+
+    def __enter__(self):
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._timer.cancel()
+        return False
+
+
+def make_strategy(train: TrainConfig, role: Role = SINGLE) -> tf.distribute.Strategy:
     if train.strategy == "default":
         return tf.distribute.get_strategy()
     if train.strategy == "mirrored":
@@ -102,6 +212,56 @@ def make_strategy(train: TrainConfig) -> tf.distribute.Strategy:
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices=devices[: max(train.num_devices, len(gpus))])
     if train.strategy == "multi_worker":
-        # Reads the cluster from the TF_CONFIG environment variable, as TensorFlow documents.
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=train.collective_timeout)
+        message = (f"{role.task_type} {role.task_index} could not reach the other workers of TF_CONFIG "
+                   f"({', '.join(role.addresses)}) within {train.cluster_timeout} s; start the same command on "
+                   "every worker (nothing was written)")
+        with _Watchdog(train.cluster_timeout, message):
+            strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+            agree(strategy, 0, "cluster start-up")  # the first collective: every worker is there
+        return strategy
     raise ConfigError(f"unknown strategy {train.strategy!r}")
+
+
+def fingerprint(payload) -> int:
+    """A 52-bit fingerprint of a JSON-able value (exact in float64, so it survives any reduction)."""
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return int(digest[:13], 16)
+
+
+def agree(strategy: tf.distribute.Strategy, value: int, what: str) -> None:
+    """Check that every replica of the cluster holds the same ``value`` (e.g. a config fingerprint)."""
+    if strategy.num_replicas_in_sync == 1:
+        return
+
+    @tf.function
+    def everyones():
+        def fn():
+            context = tf.distribute.get_replica_context()
+            return context.all_gather(tf.constant([value], tf.int64), axis=0)
+        return strategy.run(fn)
+
+    values = strategy.experimental_local_results(everyones())[0].numpy()
+    if len(set(values.tolist())) != 1:
+        raise ConfigError(f"the workers disagree on the {what}: start every worker with the same command and "
+                          "config")
+
+
+def broadcast_from_chief(strategy: tf.distribute.Strategy, variables) -> None:
+    """Give every replica the chief's (replica 0's) values of ``variables``, e.g. after the chief restored."""
+    if strategy.num_replicas_in_sync == 1:
+        return
+    variables = list(variables)
+
+    @tf.function
+    def chief_values():
+        def fn():
+            context = tf.distribute.get_replica_context()
+            first = tf.equal(context.replica_id_in_sync_group, 0)
+            return [context.all_reduce(tf.distribute.ReduceOp.SUM,
+                                       tf.where(first, tf.convert_to_tensor(v), tf.zeros_like(v))) for v in variables]
+        return strategy.run(fn)
+
+    values = chief_values()
+    for variable, value in zip(variables, values):
+        variable.assign(strategy.experimental_local_results(value)[0])

@@ -21,7 +21,8 @@ from mmali_tf import losses
 from mmali_tf.config import ExperimentConfig
 from mmali_tf.networks import registry, step_scope
 from mmali_tf.noise import StepNoise
-from mmali_tf.objective import Latent, Networks, discriminator_losses, generator_losses, total
+from mmali_tf.objective import (Latent, Networks, critic_scores, discriminator_losses, generator_losses,
+                                total)
 from mmali_tf.optimizers import TorchAdam
 
 
@@ -60,7 +61,8 @@ class MMALI(keras.Model):
             setattr(self, f"ema_dec_{n}", ema_dec)
         # The critics through which the objective calls the discriminators; a plain object, so not in checkpoints.
         self._critics = self._make_critics()
-        self._noise_source = lambda n_iter, replica: StepNoise(config.train.seed, n_iter, replica)
+        self._noise_source = lambda n_iter, replica, num_replicas: StepNoise(config.train.seed, n_iter, replica,
+                                                                             num_replicas)
 
     # ------------------------------------------------------------------ name-keyed views of the direct attributes
     @property
@@ -114,7 +116,7 @@ class MMALI(keras.Model):
                         dj=registry.joint_critic(self.d_joint))
 
     def use_noise(self, source) -> None:
-        """Draw each step's randomness from ``source(n_iter, replica)`` (e.g. a replay of recorded draws)."""
+        """Draw each step's randomness from ``source(n_iter, replica, num_replicas)`` (e.g. recorded draws)."""
         self._noise_source = source
 
     @property
@@ -132,30 +134,21 @@ class MMALI(keras.Model):
         return list(zip(shadow, live))
 
     # ------------------------------------------------------------------ compile / build
-    def compile(self, jit_compile: bool = True, steps_per_execution: int = 1, num_replicas: int = 1):
-        """Two Adams with torch's update formula (docs/objective.md, "Optimizer"); XLA over the whole step on one
-        replica, around each player's forward/backward pass otherwise."""
+    def compile(self, jit_compile: bool = False, steps_per_execution: int = 1, num_replicas: int = 1):
+        """Two Adams with torch's update formula (docs/objective.md, "Optimizer"). ``jit_compile`` with several
+        replicas compiles each player's forward/backward pass with XLA (whole-step XLA is the training loop's job on
+        one replica; docs/platform.md, section 3)."""
         t = self.config.train
         self.d_optimizer = TorchAdam(t.lr, beta_1=t.beta1, beta_2=t.beta2, epsilon=t.epsilon, name="d_adam")
         self.g_optimizer = TorchAdam(t.lr, beta_1=t.beta1, beta_2=t.beta2, epsilon=t.epsilon, name="g_adam")
         self.d_optimizer.build(self.d_variables)
         self.g_optimizer.build(self.g_variables)
-        # XLA + MirroredStrategy with >1 replica cannot compile the whole step (docs/platform.md, section 3).
-        whole_step_xla = jit_compile and num_replicas == 1
-        self._d_grads_fn = self._d_grads if not (jit_compile and not whole_step_xla) else tf.function(
-            self._d_grads, jit_compile=True)
-        self._g_grads_fn = self._g_grads if not (jit_compile and not whole_step_xla) else tf.function(
-            self._g_grads, jit_compile=True)
+        per_replica_xla = jit_compile and num_replicas > 1
+        self._d_grads_fn = tf.function(self._d_grads, jit_compile=True) if per_replica_xla else self._d_grads
+        self._g_grads_fn = tf.function(self._g_grads, jit_compile=True) if per_replica_xla else self._g_grads
         self._replica_scale = 1.0 / num_replicas
-        super().compile(optimizer=None, jit_compile=whole_step_xla, steps_per_execution=steps_per_execution)
-        self._build_trackers()
-
-    def _build_trackers(self):
-        d_names, g_names = self.loss_term_names()
-        self.term_trackers = {f"D/{k}": keras.metrics.Mean(name=f"D/{k}") for k in d_names}
-        self.term_trackers.update({f"G/{k}": keras.metrics.Mean(name=f"G/{k}") for k in g_names})
-        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
-        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        super().compile(optimizer=None, jit_compile=jit_compile and num_replicas == 1,
+                        steps_per_execution=steps_per_execution)
         self.built = True
 
     def loss_term_names(self) -> tuple[list[str], list[str]]:
@@ -175,13 +168,6 @@ class MMALI(keras.Model):
         tf.function(trace).get_concrete_function(spec)
         return names["d"], names["g"]
 
-    @property
-    def metrics(self):
-        trackers = getattr(self, "term_trackers", None)
-        if trackers is None:
-            return []
-        return [self.d_loss_tracker, self.g_loss_tracker] + list(trackers.values())
-
     # ------------------------------------------------------------------ the training step
     def _player_scope(self):
         """Per step: the discriminators are fixed functions (one power iteration per layer, shared features)."""
@@ -189,48 +175,57 @@ class MMALI(keras.Model):
             return step_scope.fixed_discriminators()
         return contextlib.nullcontext()
 
-    def _d_grads(self, batches, n_iter, replica):
-        noise = self._noise_source(n_iter, replica)
+    def _noise(self, n_iter):
+        context = tf.distribute.get_replica_context()
+        return self._noise_source(n_iter, context.replica_id_in_sync_group, context.num_replicas_in_sync)
+
+    def _d_grads(self, batches, n_iter):
+        noise = self._noise(n_iter)
+        scores = {}
         with tf.GradientTape() as tape, self._player_scope():
-            terms = discriminator_losses(self.networks, batches, noise, self.config.model, self.config.loss)
+            terms = discriminator_losses(self.networks, batches, noise, self.config.model, self.config.loss, scores)
             loss = total(terms)
             scaled = loss * self._replica_scale  # gradients are summed over replicas
-        return terms, loss, tape.gradient(scaled, self.d_variables)
+        return terms, loss, tape.gradient(scaled, self.d_variables), critic_scores(scores)
 
-    def _g_grads(self, batches, n_iter, replica):
-        noise = self._noise_source(n_iter, replica)
+    def _g_grads(self, batches, n_iter):
+        noise = self._noise(n_iter)
         with tf.GradientTape() as tape, self._player_scope():
             terms = generator_losses(self.networks, batches, noise, self.config.model, self.config.loss)
             loss = total(terms)
             scaled = loss * self._replica_scale
         return terms, loss, tape.gradient(scaled, self.g_variables)
 
-    def discriminator_step(self, batches, n_iter, replica=0):
-        """One discriminator update on the current generators; returns (terms, loss)."""
-        terms, loss, grads = self._d_grads_fn(batches, n_iter, replica)
+    def discriminator_step(self, batches, n_iter):
+        """One discriminator update on the current generators; returns (terms, loss, diagnostics)."""
+        terms, loss, grads, scores = self._d_grads_fn(batches, n_iter)
         self.d_optimizer.apply_gradients(zip(grads, self.d_variables))
-        return terms, loss
+        return terms, loss, {**scores, "grad_norm/D": tf.linalg.global_norm(grads)}
 
-    def generator_step(self, batches, n_iter, replica=0):
-        """One encoder/decoder update against the current discriminators; returns (terms, loss)."""
-        terms, loss, grads = self._g_grads_fn(batches, n_iter, replica)
+    def generator_step(self, batches, n_iter):
+        """One encoder/decoder update against the current discriminators; returns (terms, loss, diagnostics)."""
+        terms, loss, grads = self._g_grads_fn(batches, n_iter)
         self.g_optimizer.apply_gradients(zip(grads, self.g_variables))
-        return terms, loss
+        return terms, loss, {"grad_norm/G": tf.linalg.global_norm(grads)}
 
     def train_step(self, batches):
+        """One iteration; returns this replica's scalars: ``D/<term>``, ``G/<term>``, ``d_loss``, ``g_loss`` and
+        diagnostics (critic scores, gradient and weight norms, learning rates)."""
         # The authors' n_iter: iterations completed before this one (0-based), read once, before the D update.
         n_iter = tf.convert_to_tensor(self.d_optimizer.iterations)
-        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-        d_terms, d_loss = self.discriminator_step(batches, n_iter, replica)
-        g_terms, g_loss = self.generator_step(batches, n_iter, replica)
+        d_terms, d_loss, d_diagnostics = self.discriminator_step(batches, n_iter)
+        g_terms, g_loss, g_diagnostics = self.generator_step(batches, n_iter)
         self.update_ema(n_iter)
-
-        self.d_loss_tracker.update_state(d_loss)
-        self.g_loss_tracker.update_state(g_loss)
-        for prefix, terms in (("D", d_terms), ("G", g_terms)):
-            for key, value in terms.items():
-                self.term_trackers[f"{prefix}/{key}"].update_state(value)
-        return {m.name: m.result() for m in self.metrics}
+        out = {f"D/{k}": v for k, v in d_terms.items()}
+        out.update({f"G/{k}": v for k, v in g_terms.items()})
+        out.update(d_loss=d_loss, g_loss=g_loss)
+        out.update({f"critic/{k}": v for k, v in d_diagnostics.items() if not k.startswith("grad_norm")})
+        out.update({"player/grad_norm_D": d_diagnostics["grad_norm/D"], "player/grad_norm_G": g_diagnostics[
+            "grad_norm/G"], "player/weight_norm_D": tf.linalg.global_norm(self.d_variables),
+            "player/weight_norm_G": tf.linalg.global_norm(self.g_variables),
+            "player/lr_D": tf.cast(self.d_optimizer.learning_rate, tf.float32),
+            "player/lr_G": tf.cast(self.g_optimizer.learning_rate, tf.float32)})
+        return out
 
     def update_ema(self, n_iter):
         """After iteration ``n_iter`` (0-based): copy while ``n_iter <= ema_start``, then decay, as the authors'

@@ -1,15 +1,23 @@
-"""Training callbacks: progress line, TensorBoard scalars, NaN guard, checkpoints, image grids."""
+"""What the training loop does between steps: progress line, TensorBoard, NaN guard, checkpoints, image grids.
+
+TensorBoard tags (every ``log_every`` steps, window means): ``loss/d_loss``, ``loss/g_loss``, every term ``D/<name>``
+and ``G/<name>``; per discriminator ``critic/<critic>/{logit,p}_{real,fake}`` and ``critic/<critic>/accuracy``
+(its mean logit and probability of the true class on real and on generated or shuffled tuples, and its accuracy
+over both); ``player/{grad_norm,weight_norm,lr}_{D,G}``; ``perf/steps_per_sec``, ``perf/tuples_per_sec``. Once at
+the start: ``config`` (text) and the hparams of the resolved config. Images: ``samples/<modality>``.
+"""
 
 from __future__ import annotations
 
+import json
 import math
 import time
 
-import keras
 import tensorflow as tf
 
-from mmali_tf import images
 from mmali_tf.errors import TrainingDiverged
+
+TUPLES_PER_STEP = 4  # fresh paired batches per iteration
 
 
 def format_duration(seconds: float) -> str:
@@ -19,97 +27,116 @@ def format_duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
-def global_step(model) -> int:
-    return int(model.d_optimizer.iterations.numpy())
+def write_config_summary(writer, config) -> None:
+    """The resolved config as a text summary and as TensorBoard hparams (flattened dotted names)."""
+    from tensorboard.plugins.hparams import api as hparams
+
+    flat = {}
+
+    def walk(prefix, value):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{prefix}.{key}" if prefix else key, item)
+        elif isinstance(value, (list, tuple)):
+            flat[prefix] = json.dumps(value)
+        else:
+            flat[prefix] = value if isinstance(value, (bool, int, float, str)) else str(value)
+
+    walk("", config.to_dict())
+    with writer.as_default(step=0), tf.summary.record_if(True):
+        tf.summary.text("config", "```\n" + config.to_json() + "\n```", step=0)
+        hparams.hparams({k: v for k, v in flat.items() if v is not None})
+    writer.flush()
 
 
-class TrainingMonitor(keras.callbacks.Callback):
-    """Every ``log_every`` steps: check the window's mean losses are finite, write them to TensorBoard, print
-    ``step, rate, ETA``, reset the trackers. Every ``save_every`` steps: check, then checkpoint. Every
-    ``image_every`` steps: grids. ``extra_every`` runs ``extra_fn(step)`` (evaluation)."""
+class Monitor:
+    """Called after every training step with the step's scalars (means over the global batch).
 
-    def __init__(self, *, manager, writer, max_iter, log_every, save_every, image_every, image_batch, png_dir,
-                 print_fn=print, extra_fn=None, extra_every=0):
-        super().__init__()
-        self.manager = manager
+    Every ``log_every`` steps (and at checkpoints and the end): check that the window's means are finite, write
+    them to TensorBoard, print ``step, rate, ETA``. Every ``save_every``: ``save_fn(step)``; ``image_every``:
+    ``image_fn(step)``; ``extra_every``: ``extra_fn(step)`` (evaluation). ``writer``, ``image_fn``, ``extra_fn`` and
+    ``print_fn`` may be None (workers other than the chief); the schedule is the same on every worker.
+    """
+
+    def __init__(self, *, save_fn, writer, max_iter, log_every, save_every, image_every, batch_size, start_step,
+                 image_fn=None, print_fn=print, extra_fn=None, extra_every=0):
+        self.save_fn = save_fn
         self.writer = writer
         self.max_iter = max_iter
         self.log_every = log_every
         self.save_every = save_every
         self.image_every = image_every
-        self.image_batch = image_batch
-        self.png_dir = png_dir
+        self.batch_size = batch_size
+        self.image_fn = image_fn
         self.print_fn = print_fn
         self.extra_fn = extra_fn
         self.extra_every = extra_every
+        self.start_step = self.window_step = self.previous_step = start_step
+        self.start_time = self.window_time = time.perf_counter()
+        self.sums: dict[str, float] = {}
+        self.count = 0
         self.last_saved = None
+        self.last_checkpoint = None
         self.last_images = None
         self.last_extra = None  # step of the last extra_fn call, so the caller does not evaluate it twice
 
-    def on_train_begin(self, logs=None):
-        self.start_step = global_step(self.model)
-        self.window_step = self.start_step
-        self.start_time = self.window_time = time.perf_counter()
-
     def _due(self, step: int, every: int) -> bool:
-        # With steps_per_execution > 1 the callback sees every k-th step; fire when a multiple was crossed.
+        # Steps may advance by more than one (steps_per_execution): fire when a multiple was crossed.
         return every > 0 and step // every > self.previous_step // every
 
-    def on_train_batch_begin(self, batch, logs=None):
-        self.previous_step = global_step(self.model)
-
-    def on_train_batch_end(self, batch, logs=None):
-        step = global_step(self.model)
+    def after_step(self, step: int, scalars: dict[str, float]) -> None:
+        for key, value in scalars.items():
+            self.sums[key] = self.sums.get(key, 0.0) + float(value)
+        self.count += 1
         if self._due(step, self.log_every) or self._due(step, self.save_every) or step == self.max_iter:
             self.log(step)
         if self._due(step, self.save_every):
             self.save(step)
-        if self._due(step, self.image_every):
-            self.write_images(step)
+        if self.image_fn is not None and self._due(step, self.image_every):
+            self.image_fn(step)
+            self.last_images = step
         if self.extra_fn is not None and self._due(step, self.extra_every):
             self.extra_fn(step)
             self.last_extra = step
+        self.previous_step = step
 
-    def on_train_end(self, logs=None):
-        step = global_step(self.model)
+    def finish(self, step: int) -> None:
+        """At the end of training: the last log, checkpoint and images, unless this step already had them."""
         if self.last_saved != step:
             self.log(step)
             self.save(step)
-        if self.last_images != step:
-            self.write_images(step)
+        if self.image_fn is not None and self.last_images != step:
+            self.image_fn(step)
+            self.last_images = step
 
-    def log(self, step: int):
-        values = {m.name: float(m.result()) for m in self.model.metrics if int(m.count.numpy()) > 0}
-        if not values:
+    def log(self, step: int) -> None:
+        if not self.count:
             return
+        values = {k: v / self.count for k, v in self.sums.items()}
         bad = sorted(k for k, v in values.items() if not math.isfinite(v))
         if bad:
-            raise TrainingDiverged(f"non-finite loss at step {step}: {', '.join(bad)} "
-                                   f"(last good checkpoint: {self.manager.latest_checkpoint})")
+            raise TrainingDiverged(f"non-finite loss at step {step}: {', '.join(bad[:6])} "
+                                   f"(last good checkpoint: {self.last_checkpoint})")
         now = time.perf_counter()
         rate = (step - self.window_step) / max(now - self.window_time, 1e-9)
         overall = (step - self.start_step) / max(now - self.start_time, 1e-9)
-        with self.writer.as_default(step=step), tf.summary.record_if(True):
-            for key, value in values.items():
-                tf.summary.scalar(key if "/" in key else f"loss/{key}", value)
-            tf.summary.scalar("perf/steps_per_sec", rate)
-        eta = (self.max_iter - step) / overall if overall > 0 else float("inf")
-        self.print_fn(f"step {step}/{self.max_iter}  {rate:.2f} it/s  ETA {format_duration(eta)}  "
-                      f"d_loss {values.get('d_loss', float('nan')):.4f}  g_loss {values.get('g_loss', float('nan')):.4f}")
-        for metric in self.model.metrics:
-            metric.reset_state()
+        if self.writer is not None:
+            with self.writer.as_default(step=step), tf.summary.record_if(True):
+                for key, value in values.items():
+                    tf.summary.scalar(key if "/" in key else f"loss/{key}", value)
+                tf.summary.scalar("perf/steps_per_sec", rate)
+                tf.summary.scalar("perf/tuples_per_sec", rate * TUPLES_PER_STEP * self.batch_size)
+        if self.print_fn is not None:
+            eta = (self.max_iter - step) / overall if overall > 0 else float("inf")
+            self.print_fn(f"step {step}/{self.max_iter}  {rate:.2f} it/s  ETA {format_duration(eta)}  "
+                          f"d_loss {values.get('d_loss', float('nan')):.4f}  "
+                          f"g_loss {values.get('g_loss', float('nan')):.4f}")
+        self.sums, self.count = {}, 0
         self.window_step, self.window_time = step, now
 
-    def save(self, step: int):
-        path = self.manager.save(checkpoint_number=step)
+    def save(self, step: int) -> None:
+        path = self.save_fn(step)
         self.last_saved = step
-        self.print_fn(f"saved checkpoint {path}")
-
-    def write_images(self, step: int):
-        if self.image_batch is None:
-            return
-        grids = images.translation_grids(self.model, self.image_batch)
-        images.write_grids(grids, step, self.png_dir, self.writer)
-        self.writer.flush()
-        self.last_images = step
-
+        self.last_checkpoint = path
+        if self.print_fn is not None and path:
+            self.print_fn(f"saved checkpoint {path}")

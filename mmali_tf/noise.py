@@ -17,23 +17,37 @@ def _stream_id(stream: str) -> int:
 
 
 class StepNoise:
-    """Named noise streams for one training (or evaluation) step."""
+    """Named noise streams for one training (or evaluation) step.
 
-    def __init__(self, seed: int, step, replica=0):
+    Under ``num_replicas`` replicas each replica holds rows ``[replica * b, (replica + 1) * b)`` of the global batch
+    (b rows each): ``normal`` draws the global tensor and returns this replica's rows, ``permutation`` returns a
+    permutation of the whole global batch. The draws of a step are then the same whatever the number of replicas
+    (with :func:`mmali_tf.networks.step_scope.rows` applying global permutations).
+    """
+
+    def __init__(self, seed: int, step, replica=0, num_replicas: int = 1):
         self._seed = int(seed)
         self._step = tf.cast(step, tf.int64)
-        self._replica = tf.cast(replica, tf.int64)
+        self._replica = tf.cast(replica, tf.int32)
+        self._num_replicas = int(num_replicas)
 
     def seed_for(self, stream: str) -> tf.Tensor:
         first = tf.constant(_stream_id(stream) + (self._seed << 31), tf.int64)
-        return tf.stack([first, self._step * 4096 + self._replica])
+        return tf.stack([first, self._step * 4096])
 
     def normal(self, stream: str, shape) -> tf.Tensor:
-        return tf.random.stateless_normal(shape, seed=self.seed_for(stream))
+        if self._num_replicas == 1:
+            return tf.random.stateless_normal(shape, seed=self.seed_for(stream))
+        shape = tf.convert_to_tensor(shape)
+        rows = shape[0]
+        full = tf.random.stateless_normal(tf.concat([[rows * self._num_replicas], shape[1:]], 0),
+                                          seed=self.seed_for(stream))
+        return full[self._replica * rows:(self._replica + 1) * rows]
 
     def permutation(self, stream: str, size) -> tf.Tensor:
-        """A uniformly random permutation of ``range(size)``."""
-        keys = tf.random.stateless_uniform(tf.reshape(size, [1]), seed=self.seed_for(stream))
+        """A uniformly random permutation of the global batch, ``range(size * num_replicas)``."""
+        total = tf.reshape(tf.cast(size, tf.int32) * self._num_replicas, [1])
+        keys = tf.random.stateless_uniform(total, seed=self.seed_for(stream))
         return tf.argsort(keys, stable=True)
 
 

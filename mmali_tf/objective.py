@@ -94,16 +94,19 @@ def _batch_size(xs: Mapping[str, tf.Tensor]) -> tf.Tensor:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def discriminator_losses(nets: Networks, batches, noise, cfg: ModelConfig, loss_cfg: LossConfig) -> dict:
+def discriminator_losses(nets: Networks, batches, noise, cfg: ModelConfig, loss_cfg: LossConfig,
+                         scores: dict | None = None) -> dict:
     """The discriminator step's terms (docs/objective.md, "Discriminator step"); :func:`total` is the D loss.
 
     The discriminators learn the density ratios that eqs. (7) and (10) factorize the (M+1)-way critic of eq. (4)
-    into. Encoders and decoders are constants here.
+    into. Encoders and decoders are constants here. ``scores``, if given, receives each critic's logits on its real
+    and its generated (or shuffled) tuples with their classes, for monitoring (:func:`critic_scores`).
     """
     if cfg.discriminator == "joint":
-        return baseline_discriminator_losses(nets, batches, noise, cfg, loss_cfg)
+        return baseline_discriminator_losses(nets, batches, noise, cfg, loss_cfg, scores)
     lat, names = Latent(cfg), cfg.names
     terms: dict[str, tf.Tensor] = {}
+    observe = _observer(scores)
 
     # Unimodal batch: each modality alone, with its own prior z.
     x = batches["d_unimodal"]
@@ -113,14 +116,18 @@ def discriminator_losses(nets: Networks, batches, noise, cfg: ModelConfig, loss_
         z_p = noise.normal(f"dA/{m}/prior", tf.shape(z_q))
         x_p = tf.stop_gradient(nets.decoders[m](z_p, training=True))
         # D0_m tells q(x_m, z) (class 0) from p(x_m, z) (class 1): the ratio q(x_i, z)/p(x_i, z) of eq. (7).
-        terms[f"{m}_c0"] = losses.cross_entropy(d0(x[m], z_q), ENCODER)
-        terms[f"{m}_c1"] = losses.cross_entropy(d0(x_p, z_p), DECODER)
+        logits_q, logits_p = d0(x[m], z_q), d0(x_p, z_p)
+        terms[f"{m}_c0"] = losses.cross_entropy(logits_q, ENCODER)
+        terms[f"{m}_c1"] = losses.cross_entropy(logits_p, DECODER)
+        observe(f"d0_{m}", logits_q, ENCODER, logits_p, DECODER)
         # D1_m tells q(x_m, s_m, c) from q(x_m, s_m) p(c), eq. (10): the negative shuffles (x, s) jointly and swaps
         # the content for an (independently shuffled) prior draw.
         shuffle = noise.permutation(f"dA/{m}/shuffle", tf.shape(x[m])[0])
         prior_shuffle = noise.permutation(f"dA/{m}/prior_shuffle", tf.shape(x[m])[0])
-        z_swapped = lat.join(tf.gather(lat.style(z_q), shuffle), tf.gather(lat.content(z_p), prior_shuffle))
-        terms[f"{m}_1"] = losses.binary_real(d1(x[m], z_q)) + losses.binary_fake(d1(rows(x[m], shuffle), z_swapped))
+        z_swapped = lat.join(rows(lat.style(z_q), shuffle), rows(lat.content(z_p), prior_shuffle))
+        positive, negative = d1(x[m], z_q), d1(rows(x[m], shuffle), z_swapped)
+        terms[f"{m}_1"] = losses.binary_real(positive) + losses.binary_fake(negative)
+        observe(f"d1_{m}", positive, 1, negative, 0)
 
     # Joint batch: paired tuples.
     x = batches["d_joint"]
@@ -130,8 +137,9 @@ def discriminator_losses(nets: Networks, batches, noise, cfg: ModelConfig, loss_
         marginals = [batches["d_marginal"][m] for m in names]
     else:
         marginals = [rows(x[m], noise.permutation(f"dB/{m}/marginal", tf.shape(x[m])[0])) for m in names]
-    terms["joint"] = (losses.binary_real(nets.dj(*(x[m] for m in names)))
-                      + losses.binary_fake(nets.dj(*marginals)))
+    positive, negative = nets.dj(*(x[m] for m in names)), nets.dj(*marginals)
+    terms["joint"] = losses.binary_real(positive) + losses.binary_fake(negative)
+    observe("dj", positive, 1, negative, 0)
     z_q = {m: tf.stop_gradient(_posterior_sample(nets, m, x[m], noise, f"dB/{m}/posterior")[0]) for m in names}
     # D0_m's cross-content classes: real x_m with its own style and the content encoded from another modality k.
     for m in names:
@@ -230,6 +238,35 @@ def generator_losses(nets: Networks, batches, noise, cfg: ModelConfig, loss_cfg:
     return terms
 
 
+def _observer(scores: dict | None):
+    def observe(critic, real_logits, real_class, fake_logits, fake_class):
+        if scores is not None:
+            scores[critic] = ((real_logits, real_class), (fake_logits, fake_class))
+
+    return observe
+
+
+def critic_scores(scores: dict) -> dict[str, tf.Tensor]:
+    """Per critic, from the logits :func:`discriminator_losses` observed: the mean logit and the mean probability of
+    the true class on real and on generated tuples, and the accuracy over both (argmax for M+1 classes, sign for
+    one logit)."""
+    out = {}
+    for critic, ((real, real_class), (fake, fake_class)) in scores.items():
+        hits = []
+        for side, logits, label in (("real", real, real_class), ("fake", fake, fake_class)):
+            if logits.shape[-1] == 1:
+                prob = tf.sigmoid(logits[:, 0]) if label == 1 else tf.sigmoid(-logits[:, 0])
+                hits.append(tf.cast(prob > 0.5, tf.float32))
+                out[f"{critic}/logit_{side}"] = tf.reduce_mean(logits)
+            else:
+                prob = tf.nn.softmax(logits)[:, label]
+                hits.append(tf.cast(tf.equal(tf.argmax(logits, axis=-1), label), tf.float32))
+                out[f"{critic}/logit_{side}"] = tf.reduce_mean(logits[:, label])
+            out[f"{critic}/p_{side}"] = tf.reduce_mean(prob)
+        out[f"{critic}/accuracy"] = tf.reduce_mean(tf.concat(hits, axis=0))
+    return out
+
+
 def _rec_weight(cfg: ModelConfig, name: str) -> float:
     return next(m.rec_weight for m in cfg.modalities if m.name == name)
 
@@ -262,7 +299,7 @@ def _baseline_calls(loss_cfg: LossConfig, step: str) -> list[tuple[str, bool]]:
     return [(f"{step}_unimodal", not loss_cfg.discard_first_baseline_call), (f"{step}_joint", True)]
 
 
-def baseline_discriminator_losses(nets, batches, noise, cfg, loss_cfg) -> dict:
+def baseline_discriminator_losses(nets, batches, noise, cfg, loss_cfg, scores: dict | None = None) -> dict:
     """D loss of the baseline: sum_k CE(D(tuple_k), k) over both fresh batches.
 
     The authors' code computes the first ("unimodal") call and then overwrites its terms with the second's (both
@@ -272,11 +309,14 @@ def baseline_discriminator_losses(nets, batches, noise, cfg, loss_cfg) -> dict:
     terms = {}
     for call, kept in _baseline_calls(loss_cfg, "d"):
         tuples = _baseline_tuples(nets, batches[call], noise, cfg, call)
+        logits = []
         for k, (images, z) in enumerate(tuples):
             images = [tf.stop_gradient(image) for image in images]
-            term = losses.cross_entropy(nets.d_baseline(*images, tf.stop_gradient(z)), k)
+            logits.append(nets.d_baseline(*images, tf.stop_gradient(z)))
             if kept:
-                terms[f"{call[2:]}_c{k}"] = term
+                terms[f"{call[2:]}_c{k}"] = losses.cross_entropy(logits[-1], k)
+        if kept:  # real: the "encoder 0" tuple; generated: the decoder tuple
+            _observer(scores)("d_baseline", logits[0], 0, logits[-1], len(cfg.names))
     return terms
 
 

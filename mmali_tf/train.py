@@ -30,7 +30,8 @@ def main(argv) -> None:
     logging.set_verbosity(logging.WARNING)
     result = training.run(config, F.workdir, print_fn=lambda s: print(s, flush=True),
                           evaluate_fn=_evaluator(config))
-    print(f"done: step {result['step']}, checkpoint {result['checkpoint']}", flush=True)
+    where = result["checkpoint"] or "kept by the chief"
+    print(f"done: step {result['step']}, checkpoint {where}, weights {result['weights_digest']}", flush=True)
 
 
 def _evaluator(config):

@@ -1,65 +1,57 @@
-"""Train an MMALI model from a typed config into a run directory; resumes automatically.
+"""Train an MMALI model from a typed config into a run directory (:mod:`mmali_tf.rundir`); resumes automatically.
 
-Run directory layout::
+The loop is our own (``strategy.run`` over a distributed dataset), the same for one process, MirroredStrategy and
+MultiWorkerMirroredStrategy (Keras' ``fit`` cannot run this model under the latter; docs/platform.md, section 3).
 
-    <workdir>/config.json          resolved config (checked against on resume)
-    <workdir>/data_fingerprints.json  data sources, fingerprints and pairing of the training data
-    <workdir>/checkpoints/         tf.train checkpoints: live + EMA nets, both optimizers, step
-    <workdir>/tensorboard/         event files: every loss term, steps/s, image grids, evaluation metrics
-    <workdir>/samples/             the same image grids as PNG
-    <workdir>/metrics.json         evaluation results (mmali_tf.evaluate)
+Order of work, so that a failing command leaves a good run directory untouched: the config, the run directory and
+the data are checked, the cluster is formed (all workers agree on the config) and the newest good checkpoint is
+restored before the chief writes anything. Only the chief writes the run directory; the other workers save their
+share of each checkpoint (TensorFlow needs every worker to take part) into a temporary directory they remove.
+
+Stopping: SIGTERM or SIGINT finishes the current step, writes a checkpoint at that step and raises
+:class:`Stopped` (a second signal ends the process at once). Under ``multi_worker`` a SIGTERM on any worker goes
+through TensorFlow's ``PreemptionCheckpointHandler``: every worker saves at the same step and stops. A worker that
+dies makes the others stop with one error line; rerunning the same command on every worker resumes from the last
+checkpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import os
+import shutil
+import signal
+import tempfile
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from mmali_tf import checkpointing, distribution, training_data
-from mmali_tf.atomic_files import write_json_atomic
+from mmali_tf import checkpointing, distribution, images, rundir, training_data
 from mmali_tf.config import ExperimentConfig
 from mmali_tf.data import pairing_summary
 from mmali_tf.data.unpaired import pools_summary
-from mmali_tf.errors import ConfigError
+from mmali_tf.errors import ConfigError, MMALIError
 from mmali_tf.model import MMALI, count_parameters
-from mmali_tf.monitoring import TrainingMonitor
+from mmali_tf.monitoring import Monitor, write_config_summary
 
-# Train settings that may change between a run and its resumption without changing what is learned.
-RESUMABLE_TRAIN_FIELDS = {"max_iter", "save_every", "log_every", "image_every", "eval_every", "eval_at_end",
-                          "keep_checkpoints", "xla", "strategy", "num_devices", "steps_per_execution",
-                          "intra_op_threads", "inter_op_threads"}
-RESUMABLE_DATA_FIELDS = {"data_dir", "tfds_data_dir", "download"}
 IMAGE_EXAMPLES = 8
+STOP_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130}
+_PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError,
+                tf.errors.CancelledError, tf.errors.InternalError)
 
 
-def _learning_state(config: ExperimentConfig) -> dict:
-    raw = config.to_dict()
-    for key in RESUMABLE_TRAIN_FIELDS:
-        raw["train"].pop(key)
-    for key in RESUMABLE_DATA_FIELDS:
-        raw["data"].pop(key)
-    raw.pop("name")
-    return raw
+class Stopped(MMALIError):
+    """Training stopped on a signal after writing a checkpoint at the current step."""
 
-
-def prepare_workdir(config: ExperimentConfig, workdir: str) -> None:
-    """Create the run directory and save the config; refuse to resume a run trained with a different setup."""
-    os.makedirs(workdir, exist_ok=True)
-    path = os.path.join(workdir, "config.json")
-    if os.path.exists(path) and tf.train.latest_checkpoint(checkpointing.checkpoint_dir(workdir)):
-        previous = ExperimentConfig.from_json_file(path)
-        old, new = _learning_state(previous), _learning_state(config)
-        if old != new:
-            diff = sorted(f"{section}.{k}" for section in new for k in new[section]
-                          if isinstance(new[section], dict) and old.get(section, {}).get(k) != new[section][k])
-            raise ConfigError(f"{workdir} holds a run with a different config ({', '.join(diff) or 'model'}); "
-                              "use a new --workdir")
-    write_json_atomic(path, config.to_json())
+    def __init__(self, signum: int, step: int, checkpoint: str | None):
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+        self.exit_code = STOP_CODES.get(signum, 1)
+        name = signal.Signals(signum).name
+        super().__init__(f"stopped by {name} at step {step}; checkpoint {checkpoint}")
 
 
 def build_model(config: ExperimentConfig, strategy=None) -> MMALI:
@@ -68,9 +60,24 @@ def build_model(config: ExperimentConfig, strategy=None) -> MMALI:
     keras.utils.set_random_seed(config.train.seed)
     with strategy.scope():
         model = MMALI(config)
-        model.compile(jit_compile=config.train.xla, steps_per_execution=config.train.steps_per_execution,
+        model.compile(jit_compile=bool(config.train.xla), steps_per_execution=config.train.steps_per_execution,
                       num_replicas=strategy.num_replicas_in_sync)
     return model
+
+
+def make_step_function(model: MMALI, strategy, steps: int = 1):
+    """A ``tf.function`` running ``steps`` training iterations from a (distributed) iterator; returns the last
+    iteration's scalars averaged over the replicas. XLA over the whole function on a single replica when the config
+    asks for it (under a strategy with several replicas the model compiles each replica's pass instead)."""
+    jit = bool(model.config.train.xla) and strategy.num_replicas_in_sync == 1
+
+    @tf.function(jit_compile=jit)
+    def step_fn(iterator):
+        for _ in range(steps):  # unrolled: steps_per_execution is small
+            out = strategy.run(model.train_step, args=(next(iterator),))
+        return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in out.items()}
+
+    return step_fn
 
 
 def image_batch(splits, pairs, seed: int) -> dict[str, np.ndarray]:
@@ -80,70 +87,247 @@ def image_batch(splits, pairs, seed: int) -> dict[str, np.ndarray]:
     return {n: splits[n].images[pairs[n][picks]].astype(np.float32) / 255.0 for n in splits}
 
 
-def run(config: ExperimentConfig, workdir: str, print_fn=print, evaluate_fn=None) -> dict:
-    """Train (or resume) to ``config.train.max_iter`` steps. Returns a summary dict.
+class _SignalStop:
+    """SIGTERM / SIGINT during the loop: remember the first, end the process at once on a second."""
 
-    ``evaluate_fn(model, step)``, if given, runs every ``eval_every`` steps and at the end when ``eval_at_end``.
+    def __init__(self):
+        self.signum = None
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:
+            os._exit(STOP_CODES.get(signum, 1))
+        self.signum = signum
+        print(f"received {signal.Signals(signum).name}: finishing the step and saving a checkpoint "
+              "(again to quit at once)", flush=True)
+
+    def __enter__(self):
+        for signum in STOP_CODES:
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        return False
+
+
+class _CheckpointWriter:
+    """Saves ``ckpt-<step>``: into the run directory on the chief, into a throwaway directory on other workers."""
+
+    def __init__(self, model, workdir: str, role: distribution.Role, keep: int):
+        self.role = role
+        self.directory = (checkpointing.checkpoint_dir(workdir) if role.is_chief
+                          else tempfile.mkdtemp(prefix=f"mmali_worker{role.task_index}_"))
+        self.manager = checkpointing.make_manager(model, self.directory, keep)
+
+    def save(self, step: int) -> str | None:
+        """The chief's checkpoint path (None on the other workers, whose share is thrown away at the end)."""
+        try:
+            path = self.manager.save(checkpoint_number=step)
+        except (OSError, tf.errors.OpError) as exc:
+            checkpointing.remove_paths(checkpointing.stale_temporaries(self.directory))
+            raise MMALIError(f"could not write the checkpoint at step {step}: {rundir.os_reason(exc)} "
+                             f"(the previous checkpoint {self.manager.latest_checkpoint} is intact)") from exc
+        return path if self.role.is_chief else None
+
+    def close(self) -> None:
+        if not self.role.is_chief:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def run(config: ExperimentConfig, workdir: str, print_fn=print, evaluate_fn=None) -> dict:
+    """Train (or resume) to ``config.train.max_iter`` steps. Returns a summary dict (and the model).
+
+    ``evaluate_fn(model, step)``, if given, runs on the chief every ``eval_every`` steps and at the end when
+    ``eval_at_end``. Raises :class:`Stopped` after a signal, :class:`mmali_tf.errors.MMALIError` on bad input.
     """
     config = distribution.resolve(config.validate())
     t = config.train
-    prepare_workdir(config, workdir)
+    role = distribution.role_of(t)
+    say = print_fn if role.is_chief else (lambda line: None)
+    if role.is_chief:
+        rundir.check_writable(workdir)
+        rundir.check_resumable(config, workdir)
+    splits = training_data.load_modalities(config, "train")
+    pairs = training_data.make_pairs(config, splits, "train")
+    pools_and_unpaired = training_data.unimodal_pools(config, splits, pairs)
+    data_record = {"modalities": {n: {"source": s.source, "fingerprint": s.fingerprint, "images": len(s.labels)}
+                                  for n, s in splits.items()}, "pairing": pairing_summary(pairs)}
+    pools = None
+    if pools_and_unpaired is not None:
+        pools, unpaired = pools_and_unpaired
+        data_record["unpaired"] = pools_summary(pairs, pools, unpaired)
+
     if t.deterministic:
         tf.config.experimental.enable_op_determinism()
     distribution.configure_threads(t)
     distribution.configure_devices(t)
-    strategy = distribution.make_strategy(t)
-
-    splits = training_data.load_modalities(config, "train")
+    strategy = distribution.make_strategy(t, role)
+    if t.batch_size % strategy.num_replicas_in_sync:
+        raise ConfigError(f"batch_size {t.batch_size} must be divisible by the {strategy.num_replicas_in_sync} "
+                          "replicas")
+    print_fn(f"role: {role.describe()}; {distribution.describe_devices()}")
+    distribution.agree(strategy, distribution.fingerprint(rundir.learning_state(config)), "config")
+    distribution.agree(strategy, distribution.fingerprint(data_record), "training data")
     for name, split in splits.items():
-        print_fn(f"{name}: {split.images.shape[0]:,} train images from {split.source} (fingerprint {split.fingerprint})")
-    pairs = training_data.make_pairs(config, splits, "train")
-    print_fn(f"train pairing: {pairing_summary(pairs)}")
-    pools_and_unpaired = training_data.unimodal_pools(config, splits, pairs)
-    pools = None
-    data_record = {"modalities": {n: {"source": s.source, "fingerprint": s.fingerprint, "images": len(s.labels)}
-                                  for n, s in splits.items()},
-                   "pairing": pairing_summary(pairs)}
-    if pools_and_unpaired is not None:
-        pools, unpaired = pools_and_unpaired
-        data_record["unpaired"] = pools_summary(pairs, pools, unpaired)
-        print_fn(f"unpaired data on: {data_record['unpaired']}")
-    write_json_atomic(os.path.join(workdir, "data_fingerprints.json"), data_record)
+        say(f"{name}: {split.images.shape[0]:,} train images from {split.source} (fingerprint {split.fingerprint})")
+    say(f"train pairing: {data_record['pairing']}")
+    if pools is not None:
+        say(f"unpaired data on: {data_record['unpaired']}")
 
     model = build_model(config, strategy)
-    print_fn(f"parameters: generators {count_parameters(model.generators):,}, "
-             f"discriminators {count_parameters(model.discriminators):,}; "
-             f"{strategy.num_replicas_in_sync} replica(s), XLA {'on' if t.xla else 'off'}, "
-             f"{distribution.describe_threads()}")
-    manager = checkpointing.make_manager(model, workdir, t.keep_checkpoints)
-    restored = checkpointing.restore_latest(manager)
+    say(f"parameters: generators {count_parameters(model.generators):,}, "
+        f"discriminators {count_parameters(model.discriminators):,}; "
+        f"{strategy.num_replicas_in_sync} replica(s), precision float32, XLA {'on' if t.xla else 'off'}, "
+        f"{distribution.describe_threads()}")
+    ckpt_dir = checkpointing.checkpoint_dir(workdir)
+    restored = None
+    if role.is_chief:
+        restored = checkpointing.restore_newest(checkpointing.make_checkpoint(model), ckpt_dir)
+    distribution.broadcast_from_chief(strategy, _all_state(model))
     start_step = int(model.d_optimizer.iterations.numpy())
     if restored:
-        print_fn(f"resumed from {restored} at step {start_step}")
+        say(f"resumed from {restored.prefix} at step {start_step}")
 
-    writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
-    evaluate_every = None
-    if evaluate_fn is not None and t.eval_every > 0:
-        evaluate_every = lambda step: evaluate_fn(model, step)  # noqa: E731
-    monitor = TrainingMonitor(manager=manager, writer=writer, max_iter=t.max_iter, log_every=t.log_every,
-                              save_every=t.save_every, image_every=t.image_every,
-                              image_batch=image_batch(splits, pairs, config.data.seed),
-                              png_dir=os.path.join(workdir, "samples"), print_fn=print_fn,
-                              extra_fn=evaluate_every, extra_every=t.eval_every)
-    remaining = t.max_iter - start_step
+    # From here on the chief writes the run directory.
+    writer = None
+    if role.is_chief:
+        stale = checkpointing.stale_temporaries(ckpt_dir)
+        if stale:
+            checkpointing.remove_paths(stale)
+            say(f"removed {len(stale)} temporary file(s) left by an interrupted checkpoint save: "
+                f"{', '.join(os.path.basename(p) for p in stale)}")
+        rundir.write_start_files(config, workdir, data_record)
+        checkpointing.rebuild_state_file(ckpt_dir, restored)
+        writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+        if not restored:
+            write_config_summary(writer, config)
+    checkpoints = _CheckpointWriter(model, workdir, role, t.keep_checkpoints)
+    grids = image_batch(splits, pairs, config.data.seed) if role.is_chief else None
+
+    def write_images(step):
+        images.write_grids(images.translation_grids(model, grids), step, os.path.join(workdir, "samples"), writer)
+        writer.flush()
+
+    evaluate = (lambda step: evaluate_fn(model, step)) if evaluate_fn is not None and role.is_chief else None
+    monitor = Monitor(save_fn=checkpoints.save, writer=writer, max_iter=t.max_iter, log_every=t.log_every,
+                      save_every=t.save_every, image_every=t.image_every, batch_size=t.batch_size,
+                      start_step=start_step, image_fn=write_images if role.is_chief else None, print_fn=say,
+                      extra_fn=evaluate if t.eval_every > 0 else None, extra_every=t.eval_every)
+    monitor.last_checkpoint = restored.prefix if restored else None
     started = time.perf_counter()
-    if remaining > 0:
-        dataset = training_data.training_pipeline(config, splits, pairs, start_step, pools)
-        model.fit(dataset, epochs=1, steps_per_epoch=remaining, verbose=0, callbacks=[monitor], shuffle=False)
-    else:
-        print_fn(f"nothing to do: the run is already at step {start_step} >= max_iter {t.max_iter}")
+    try:
+        if start_step < t.max_iter:
+            dataset = _distributed_dataset(config, splits, pairs, start_step, pools, strategy)
+            _train(model, strategy, dataset, monitor, start_step, role, checkpoints)
+        else:
+            say(f"nothing to do: the run is already at step {start_step} >= max_iter {t.max_iter}")
+        step = int(model.d_optimizer.iterations.numpy())
+        if step > start_step or not restored:
+            monitor.finish(step)
+    finally:
+        checkpoints.close()
     elapsed = time.perf_counter() - started
-    step = int(model.d_optimizer.iterations.numpy())
-    if evaluate_fn is not None and t.eval_at_end and monitor.last_extra != step:
-        evaluate_fn(model, step)
-    writer.flush()
-    summary = {"step": step, "checkpoint": manager.latest_checkpoint, "seconds": elapsed,
+    if evaluate is not None and t.eval_at_end and monitor.last_extra != step:
+        evaluate(step)
+    if writer is not None:
+        writer.flush()
+    summary = {"step": step, "checkpoint": checkpoints.manager.latest_checkpoint if role.is_chief else None,
+               "seconds": elapsed, "role": role.describe(), "weights_digest": weights_digest(model),
                "steps_per_sec": (step - start_step) / elapsed if elapsed > 0 and step > start_step else None}
     logging.info("training summary: %s", summary)
     return {**summary, "model": model}
 
+
+def weights_digest(model: MMALI) -> str:
+    """A short sha256 of every variable of the model and both optimizers (equal on workers that agree bit for bit)."""
+    digest = hashlib.sha256()
+    for variable in sorted(_all_state(model), key=lambda v: v.path):
+        digest.update(variable.path.encode())
+        digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _all_state(model: MMALI) -> list:
+    return list(model.variables) + list(model.d_optimizer.variables) + list(model.g_optimizer.variables)
+
+
+def _distributed_dataset(config, splits, pairs, start_step, pools, strategy):
+    dataset = training_data.training_pipeline(config, splits, pairs, start_step, pools)
+    if strategy.num_replicas_in_sync == 1:
+        return dataset
+    replicas = strategy.num_replicas_in_sync
+
+    def per_pipeline(context: tf.distribute.InputContext):
+        local = replicas // context.num_input_pipelines
+        return training_data.replica_rows(dataset, context.input_pipeline_id * local, local, replicas)
+
+    return strategy.distribute_datasets_from_function(per_pipeline)
+
+
+def _train(model, strategy, dataset, monitor, start_step, role, checkpoints):
+    t = model.config.train
+    steps = t.steps_per_execution
+    step_fn = make_step_function(model, strategy, steps)
+    iterator = iter(dataset)
+    step = start_step
+    scratch = tempfile.mkdtemp(prefix="mmali_preemption_") if t.strategy == "multi_worker" else None
+    preemption = _preemption_handler(strategy, checkpoints, scratch) if scratch else None
+    with contextlib.ExitStack() as cleanup:
+        if scratch:
+            cleanup.callback(shutil.rmtree, scratch, True)
+        stop = cleanup.enter_context(_SignalStop() if preemption is None else _forward_sigint_to_sigterm())
+        while step < t.max_iter:
+            try:
+                if steps > 1 and t.max_iter - step < steps:  # the last, shorter execution
+                    step_fn = make_step_function(model, strategy, t.max_iter - step)
+                scalars = step_fn(iterator)
+            except _PEER_ERRORS as exc:
+                if t.strategy != "multi_worker":
+                    raise
+                raise MMALIError(f"lost contact with the other workers at step {step} ({type(exc).__name__}); "
+                                 "rerun the same command on every worker to resume from "
+                                 f"{monitor.last_checkpoint}") from None
+            step = int(model.d_optimizer.iterations.numpy())
+            monitor.after_step(step, {k: v.numpy() for k, v in scalars.items()})
+            if preemption is not None:
+                preemption.save_checkpoint_if_preempted()
+            elif stop.signum is not None:
+                monitor.log(step)
+                path = checkpoints.save(step) if monitor.last_saved != step else monitor.last_checkpoint
+                raise Stopped(stop.signum, step, path)
+
+
+@contextlib.contextmanager
+def _forward_sigint_to_sigterm():
+    """Multi-worker: Ctrl-C goes through the preemption handler's SIGTERM path (all workers save and stop)."""
+    state = type("SignalState", (), {"signum": None})()
+
+    def forward(signum, frame):
+        state.signum = signal.SIGINT
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGINT, forward)
+    try:
+        yield state
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _preemption_handler(strategy, checkpoints, scratch: str):
+    """TensorFlow's handler: on SIGTERM at any worker, every worker saves at the same step, then stops. It gets an
+    empty checkpoint of its own (in ``scratch``) and saves ours through ``save_fn``."""
+    model = checkpoints.manager.checkpoint.model
+    saved = {}
+
+    def save():
+        saved["step"] = int(model.d_optimizer.iterations.numpy())
+        saved["path"] = checkpoints.save(saved["step"])
+
+    def stop():
+        raise Stopped(signal.SIGTERM, saved.get("step", -1), saved.get("path"))
+
+    config = tf.distribute.experimental.TerminationConfig(exit_fn=stop, save_fn=save)
+    return tf.distribute.experimental.PreemptionCheckpointHandler(
+        strategy.cluster_resolver, tf.train.Checkpoint(), checkpoint_dir=scratch, termination_config=config)

@@ -54,3 +54,24 @@ def training_pipeline(config: ExperimentConfig, splits: dict[str, Split], pairs:
                               batch_size=config.train.batch_size, seed=config.data.seed, start_step=start_step)
     return paired_batches({n: s.images for n, s in splits.items()}, pairs, batch_size=config.train.batch_size,
                           seed=config.data.seed, start_step=start_step)
+
+
+def replica_rows(dataset: tf.data.Dataset, first_replica: int, local_replicas: int,
+                 num_replicas: int) -> tf.data.Dataset:
+    """Per local replica, in order, its rows of each global batch of ``dataset``.
+
+    Global replica ``r`` takes rows ``[r * b, (r + 1) * b)`` of every batch (``b = global batch / num_replicas``),
+    so the replicas of one step together consume exactly the tuples of a single-replica step with the global batch;
+    ``tf.distribute`` hands consecutive elements to consecutive local replicas.
+    """
+    def share(batch, replica):
+        def rows(t):
+            b = tf.shape(t)[0] // num_replicas
+            return t[replica * b:(replica + 1) * b]
+        return tf.nest.map_structure(rows, batch)
+
+    def split(batch):
+        return tf.data.Dataset.range(local_replicas).map(
+            lambda j: share(batch, first_replica + tf.cast(j, tf.int32)))
+
+    return dataset.flat_map(split).prefetch(tf.data.AUTOTUNE)

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from mmali_tf import checkpointing
 
-from mmali_tf import export, training
+from mmali_tf import export, rundir, training
 from mmali_tf.config import DataConfig, ExperimentConfig, LossConfig, ModalitySpec, ModelConfig, TrainConfig
 from mmali_tf.errors import MMALIError
 from mmali_tf.model import MMALI
@@ -65,9 +65,7 @@ def run(tmp_path_factory):
     """
     workdir = str(tmp_path_factory.mktemp("run"))
     config = tiny_config()
-    training.prepare_workdir(config, workdir)
-    with open(os.path.join(workdir, "data_fingerprints.json"), "w") as f:
-        json.dump(FINGERPRINTS, f)
+    rundir.write_start_files(config, workdir, FINGERPRINTS)
     keras.utils.set_random_seed(0)
     model = MMALI(config)
     rng = np.random.default_rng(0)

@@ -98,7 +98,7 @@ class Golden:
         draws = {k: v for k, v in self.arrays.items() if k.startswith("draws/")}
         noise = ReplayNoise(reference_port.noise_streams(self.manifest, draws, model.names,
                                                          model.config.model.style_dim))
-        model.use_noise(lambda n_iter, replica: noise)
+        model.use_noise(lambda n_iter, replica, num_replicas: noise)
         return model, noise
 
     def their_terms(self, group: str) -> dict[str, float]:

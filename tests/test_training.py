@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mmali_tf import checkpointing, training
+from mmali_tf import checkpointing, rundir, training
 from mmali_tf.config import DataConfig, ExperimentConfig, LossConfig, ModalitySpec, ModelConfig, TrainConfig
 from mmali_tf.errors import ConfigError
 
@@ -57,8 +57,8 @@ def test_resume_is_exact(straight_run, tmp_path):
 def test_checkpoint_restores_every_variable(straight_run):
     workdir, straight = straight_run
     fresh = training.build_model(tiny_config())
-    manager = checkpointing.make_manager(fresh, workdir)
-    assert checkpointing.restore_latest(manager).endswith("ckpt-6")
+    found = checkpointing.restore_newest(checkpointing.make_checkpoint(fresh), checkpointing.checkpoint_dir(workdir))
+    assert found.prefix.endswith("ckpt-6") and found.step == 6
     state = all_state(fresh)
     assert state.keys() == straight.keys()
     for key, value in straight.items():  # live, EMA, discriminators, SN vectors, both optimizers
@@ -117,7 +117,7 @@ def test_resume_refuses_a_different_model(straight_run):
     changed = ExperimentConfig(changed.name, changed.data, ModelConfig(EMBEDDED, latent_dim=16, style_dim=8),
                                changed.loss, changed.train)
     with pytest.raises(ConfigError, match="different config"):
-        training.prepare_workdir(changed, workdir)
+        rundir.check_resumable(changed, workdir)
 
 
 def test_three_modalities_train_one_step(tmp_path):

@@ -78,9 +78,28 @@ def fixed_discriminators() -> Iterator[StepScope]:
 
 
 def rows(x: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
-    """``x[index]`` along the batch axis (``tf.gather``), remembered as rows of ``x`` within the current scope."""
+    """``x[index]`` along the batch axis of the *global* batch, remembered as rows of ``x`` in the current scope.
+
+    With several replicas, ``x`` holds this replica's rows and ``index`` is a permutation of the global batch
+    (:class:`mmali_tf.noise.StepNoise`): the replicas' rows are gathered, permuted, and this replica's share
+    returned, so a shuffle does the same with any number of replicas. (Those rows are then not remembered: their
+    features cannot be taken from this replica's.)
+    """
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+        local = tf.shape(x)[0]
+        start = tf.cast(context.replica_id_in_sync_group, tf.int32) * local
+        return tf.gather(_all_rows(context, x, start), index[start:start + local])
     selected = tf.gather(x, index)
     scope = current()
     if scope is not None:
         scope.note_rows(selected, x, index)
     return selected
+
+
+def _all_rows(context, x: tf.Tensor, start: tf.Tensor) -> tf.Tensor:
+    """Every replica's rows of ``x`` in replica order: each pads its own into place, then all sum (an all-reduce
+    works under every strategy; MultiWorkerMirroredStrategy's all_gather does not accept these graph tensors)."""
+    local, total = tf.shape(x)[0], tf.shape(x)[0] * context.num_replicas_in_sync
+    padding = tf.concat([[[start, total - start - local]], tf.zeros([tf.rank(x) - 1, 2], tf.int32)], axis=0)
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, tf.pad(x, padding))
