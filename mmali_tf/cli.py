@@ -207,13 +207,32 @@ def config_from_flags(flag_values=None) -> ExperimentConfig:
     return configs.build(values.config, overrides)
 
 
+def resolved_config_from_flags() -> ExperimentConfig:
+    """:func:`config_from_flags` with its "auto" execution settings resolved for this machine
+    (``mmali_tf.distribution.resolve``), as training runs it. With ``--dry_run`` it is printed and the program ends
+    (exit status 0)."""
+    from mmali_tf import distribution
+
+    config = distribution.resolve(config_from_flags())
+    if flags.FLAGS.dry_run:
+        print(config.to_json())
+        sys.exit(0)
+    return config
+
+
 # ---------------------------------------------------------------------------------------------------- running
 def parse_flags_one_line(argv):
-    """absl parsing, but a bad flag ends with one ``error:`` line and exit status 2."""
+    """absl parsing, but a bad flag ends with one ``error:`` line and exit status 2.
+
+    absl reports every failing flag validator, one per line; the line is the first of them (in the order the
+    validators were registered), with the count of the others.
+    """
     try:
         return flags.FLAGS(argv)
     except flags.Error as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        problems = str(exc).splitlines() or [type(exc).__name__]
+        others = f" (and {len(problems) - 1} more bad flag value(s))" if len(problems) > 1 else ""
+        print(f"error: {problems[0]}{others}", file=sys.stderr)
         sys.exit(2)
 
 
@@ -224,7 +243,9 @@ def verbose() -> bool:
 def run_main(main, argv=None) -> None:
     """``app.run`` with user-facing errors (bad data, bad config, divergence) as one line and exit status 1.
 
-    With ``MMALI_VERBOSE=1`` the traceback is printed first (for bug reports).
+    A bad flag is one line and exit status 2: while parsing (:func:`parse_flags_one_line`), and when ``main``
+    raises ``absl.flags.ValidationError`` for a value it can only check later (e.g. flags it hands to another
+    command). With ``MMALI_VERBOSE=1`` the traceback is printed first (for bug reports).
     """
 
     def guarded(argv):
@@ -234,7 +255,7 @@ def run_main(main, argv=None) -> None:
         previous = signal.signal(signal.SIGTERM, _terminated)
         try:
             main(argv)
-        except MMALIError as exc:
+        except (MMALIError, flags.ValidationError) as exc:
             if verbose():
                 traceback.print_exc()
             code = getattr(exc, "exit_code", None)
@@ -242,7 +263,7 @@ def run_main(main, argv=None) -> None:
                 print(f"{exc}; resume with: {command_line()}", file=sys.stderr, flush=True)
                 sys.exit(code)
             print(f"error: {exc}", file=sys.stderr)
-            sys.exit(1)
+            sys.exit(2 if isinstance(exc, flags.ValidationError) else 1)
         except KeyboardInterrupt:
             print("interrupted; resume by running the same command again", file=sys.stderr)
             sys.exit(130)

@@ -17,12 +17,7 @@ cli.define_config_flags()
 
 def main(argv) -> None:
     del argv
-    from mmali_tf import distribution
-
-    config = distribution.resolve(cli.config_from_flags())
-    if F.dry_run:
-        print(config.to_json())
-        return
+    config = cli.resolved_config_from_flags()
     if not F.workdir:
         raise cli.ConfigError("--workdir is required (the run directory)")
     from mmali_tf import training

@@ -1,86 +1,73 @@
-"""tools/benchmark_vs_authors.py without torch: argument and setup checks, and the statistics of its tables."""
+"""python -m mmali_tf.tools.benchmark_vs_authors without torch: the statistics of its tables, the setup checks that
+need no torch, and that their worker stands alone. (Its bad-argument cases are in tests/test_tools.py.)"""
 
 import importlib.util
 import os
+import subprocess
 import sys
 
 import pytest
 
+from mmali_tf.tools import benchmark_vs_authors as tool
+from mmali_tf.tools import benchmark_vs_authors_theirs as theirs_worker
+from mmali_tf.tools import speed
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-TOOLS = os.path.join(REPO, "tools")
-
-
-@pytest.fixture(scope="module")
-def tool():
-    sys.path.insert(0, TOOLS)
-    try:
-        return importlib.import_module("benchmark_vs_authors")
-    finally:
-        sys.path.remove(TOOLS)
 
 
 def windows(seconds, cpu=1.0):
     return [{"seconds": s, "cpu_seconds": cpu} for s in seconds]
 
 
-def error_lines(capsys):
-    err = capsys.readouterr().err
-    return [line for line in err.splitlines() if line.strip()]
-
-
-def test_missing_reference_dir_is_one_error_line(tool, capsys):
-    assert tool.main(["--configs", "multimnist_m2"]) == 2
-    lines = error_lines(capsys)
-    assert len(lines) == 1 and lines[0].startswith("error: --reference_dir is required")
-
-
-def test_reference_dir_that_is_not_their_tree(tool, tmp_path, capsys):
-    assert tool.main(["--reference_dir", str(tmp_path / "absent")]) == 2
-    lines = error_lines(capsys)
-    assert len(lines) == 1 and "no such directory" in lines[0]
-    (tmp_path / "options.py").write_text("")
-    assert tool.main(["--reference_dir", str(tmp_path)]) == 2
-    lines = error_lines(capsys)
-    assert len(lines) == 1 and lines[0].startswith("error:") and "not a work tree of 6b5d/mmali" in lines[0]
-
-
-def fake_their_tree(tool, path):
+def fake_their_tree(path):
     for name in tool.THEIR_REQUIRED_FILES:
         (path / name).parent.mkdir(parents=True, exist_ok=True)
         (path / name).write_text("")
     return str(path)
 
 
-def test_missing_torch_python(tool, tmp_path, capsys):
-    reference = fake_their_tree(tool, tmp_path)
-    assert tool.main(["--reference_dir", reference, "--torch_python", str(tmp_path / "nopython")]) == 2
-    lines = error_lines(capsys)
-    assert len(lines) == 1 and "--torch_python" in lines[0] and "no such executable" in lines[0]
+def test_reference_dir_check(tmp_path):
+    tool.check_reference_dir(fake_their_tree(tmp_path / "theirs"))
+    os.remove(tmp_path / "theirs" / "models" / "mmali" / "factor2.py")
+    with pytest.raises(tool.SetupError, match="missing models/mmali/factor2.py"):
+        tool.check_reference_dir(str(tmp_path / "theirs"))
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is not None, reason="this interpreter has torch")
-def test_torch_python_without_torch(tool, tmp_path, capsys):
-    reference = fake_their_tree(tool, tmp_path)
-    assert tool.main(["--reference_dir", reference, "--torch_python", sys.executable]) == 2
-    lines = error_lines(capsys)
-    assert len(lines) == 1 and "cannot import torch" in lines[0]
+def test_torch_python_without_torch():
+    with pytest.raises(tool.SetupError, match="cannot import torch"):
+        tool.probe_torch(sys.executable)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--configs", "mnist_svhn,cub"], "unknown config 'cub'"),
-    (["--windows", "0"], "must be >= 1"),
-    (["--torch_threads", "-1"], "--torch_threads"),
-    (["--no_such_flag"], "unrecognized arguments"),
-])
-def test_bad_arguments_are_one_error_line(tool, capsys, argv, message):
-    assert tool.main(argv) == 2
-    lines = error_lines(capsys)
-    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0]
+def test_their_worker_imports_only_the_standard_library():
+    """The torch interpreter runs that file alone: nothing of mmali_tf, TensorFlow, absl, numpy or torch at load."""
+    code = ("import runpy, sys; runpy.run_path(sys.argv[1], run_name='loaded'); "
+            "print(sorted(k for k in ('mmali_tf', 'tensorflow', 'absl', 'numpy', 'torch') if k in sys.modules))")
+    out = subprocess.run([sys.executable, "-I", "-c", code, theirs_worker.__file__], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
 
 
-def test_compare_medians_ratios_and_hours(tool):
+@pytest.mark.parametrize("module", ["benchmark_vs_authors_theirs", "benchmark_vs_authors_ours"])
+def test_workers_refuse_a_bad_command_line(module):
+    if module.endswith("theirs"):  # run by its path, as the parent runs it
+        cmd = [sys.executable, "-I", theirs_worker.__file__]
+    else:
+        cmd = [sys.executable, "-m", f"mmali_tf.tools.{module}", "{}", "extra"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: usage:") and len(proc.stderr.splitlines()) == 1
+
+
+def test_their_worker_environment_puts_their_tree_on_the_path(tmp_path):
+    env = tool.their_environment(str(tmp_path))
+    assert env["PYTHONPATH"] == str(tmp_path) and env["PYTHONSAFEPATH"] == "1"
+    (tmp_path / "options.py").write_text("parser = 'theirs'\n")
+    code = "import options; print(options.parser)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd="/", capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "theirs"
+
+
+def test_compare_medians_ratios_and_hours():
     # 10 iterations per window: ours 5, 4, 2 it/s; theirs 2, 2, 1 it/s.
     c = tool.compare(10, windows([2.0, 2.5, 5.0]), windows([5.0, 5.0, 10.0]))
     assert c["ours_its"] == pytest.approx([5.0, 4.0, 2.0])
@@ -91,25 +78,25 @@ def test_compare_medians_ratios_and_hours(tool):
     assert c["theirs_hours"] == pytest.approx(250_000 / 2.0 / 3600)
 
 
-def test_pair_ratio_differs_from_ratio_of_medians(tool):
+def test_pair_ratio_differs_from_ratio_of_medians():
     c = tool.compare(1, windows([1.0, 0.5]), windows([1.0, 2.0]))  # ours 1, 2 it/s; theirs 1, 0.5 it/s
     assert c["ratio_of_medians"] == pytest.approx(1.5 / 0.75)
     assert c["median_pair_ratio"] == pytest.approx((1.0 + 4.0) / 2)
 
 
-def test_compare_needs_paired_windows(tool):
+def test_compare_needs_paired_windows():
     with pytest.raises(ValueError):
         tool.compare(10, windows([1.0, 2.0]), windows([1.0]))
     with pytest.raises(ValueError):
         tool.compare(10, [], [])
 
 
-def test_hours_for(tool):
-    assert tool.hours_for(250_000, 250_000 / 3600) == pytest.approx(1.0)
-    assert tool.hours_for(36_000, 2.0) == pytest.approx(5.0)
+def test_hours_for():
+    assert speed.hours_for(250_000, 250_000 / 3600) == pytest.approx(1.0)
+    assert speed.hours_for(36_000, 2.0) == pytest.approx(5.0)
 
 
-def test_window_table_lines(tool):
+def test_window_table_lines():
     ours = windows([2.0, 2.5], cpu=3.0)
     theirs = windows([5.0, 4.0], cpu=8.0)
     ours[0]["others_cores"] = 0.15  # below the busy-machine warning
@@ -123,7 +110,7 @@ def test_window_table_lines(tool):
     assert f"ours {250_000 / 4.5 / 3600:.2f} h, theirs {250_000 / 2.25 / 3600:.2f} h" in lines[5]
 
 
-def test_window_table_warns_about_a_busy_machine(tool):
+def test_window_table_warns_about_a_busy_machine():
     quiet = tool.window_table(10, windows([1.0]), windows([1.0]))
     ours, theirs = windows([1.0]), windows([1.0])
     ours[0]["others_cores"], theirs[0]["others_cores"] = 0.9, 1.1
@@ -132,18 +119,8 @@ def test_window_table_warns_about_a_busy_machine(tool):
     assert busy[-1].startswith("  WARNING: other processes kept 1.00 cores busy on average (up to 1.10)")
 
 
-def test_summary_table(tool):
+def test_summary_table():
     lines = tool.summary_table(10, {"multimnist_m2": (windows([1.0]), windows([4.0]))})
     row = lines[2].split()
     assert row[:4] == ["multimnist_m2", "10.00", "2.50", "4.00x"]
     assert row[5:] == [f"{250_000 / 10 / 3600:.2f}", f"{250_000 / 2.5 / 3600:.2f}"]
-
-
-def test_parent_imports_neither_framework():
-    """The parent (and so the authors' worker, which is the same file) imports no TensorFlow and no torch."""
-    import subprocess
-
-    code = ("import sys; sys.path.insert(0, 'tools'); import benchmark_vs_authors; "
-            "print(sorted(k for k in ('tensorflow', 'torch', 'mmali_tf') if k in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"

@@ -8,7 +8,8 @@ Where the data comes from, in order of preference:
 * MNIST: ``<data_dir>/mnist.npz`` (Keras layout), else the four IDX files (raw or ``.gz``),
   else a prepared TFDS ``mnist`` dataset (``tfds_data_dir``, or ``data_dir`` itself if it holds one).
 * SVHN: ``<data_dir>/train_32x32.mat`` / ``test_32x32.mat`` (the files of the SVHN site, or the
-  synthetic stand-in written by ``tools/make_svhn_standin.py``), else a prepared TFDS ``svhn_cropped``.
+  synthetic stand-in written by ``python -m mmali_tf.tools.make_svhn_standin``), else a prepared TFDS
+  ``svhn_cropped``.
 
 ``tensorflow_datasets`` is imported only when a TFDS route is actually taken (it is slow to import),
 and never downloads unless ``download=True`` (offline, a TFDS download hangs for minutes before failing).
@@ -353,7 +354,7 @@ def load_svhn(data_dir: str | None, split: str, *, tfds_data_dir: str | None = N
         return _load_tfds("svhn_cropped", tfds_dir, split, download, image_hw=(32, 32), channels=3)
     where = data_dir if data_dir is not None else f"(no data directory given and ${DATA_DIR_ENV} is unset)"
     raise DataError(f"no SVHN in {where}: expected {SVHN_MAT[split]} (SVHN cropped digits, or a stand-in from "
-                    f"tools/make_svhn_standin.py) or a prepared TFDS 'svhn_cropped' dataset "
+                    f"python -m mmali_tf.tools.make_svhn_standin) or a prepared TFDS 'svhn_cropped' dataset "
                     f"(pass --download to fetch with TFDS)")
 
 

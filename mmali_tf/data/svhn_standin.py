@@ -326,9 +326,9 @@ def standin_note(seed: int, train_counts: Sequence[int], test_counts: Sequence[i
     """Text of the STANDIN.txt marker written next to the .mat files."""
     return (
         "SYNTHETIC SVHN STAND-IN -- this is NOT genuine SVHN.\n"
-        "Rendered by mmali_tf tools/make_svhn_standin.py (mmali_tf/data/svhn_standin.py): 32x32 colour crops\n"
-        "of house-number-like digits drawn with matplotlib's bundled fonts, random colours, distractor digits,\n"
-        "blur and noise. Same file layout as SVHN's train_32x32.mat / test_32x32.mat (y = 10 means digit 0).\n"
+        "Rendered by python -m mmali_tf.tools.make_svhn_standin (mmali_tf/data/svhn_standin.py): 32x32 colour\n"
+        "crops of house-number-like digits drawn with matplotlib's bundled fonts, random colours, distractor\n"
+        "digits, blur and noise. Same file layout as SVHN's train_32x32.mat / test_32x32.mat (y = 10 means digit 0).\n"
         "Results obtained with it must be reported as 'SVHN stand-in', never as SVHN.\n"
         f"seed: {seed}\n"
         f"train: {sum(train_counts)} images, class counts 0..9: {list(train_counts)}\n"

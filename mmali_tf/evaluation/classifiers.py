@@ -378,7 +378,7 @@ def get_classifier(kind: str, dataset: str, train: Split, test: Split, directory
         return model, {**sidecar, "path": files.weights, "trained_now": False}
     if not train_if_missing:
         raise MMALIError(f"no {kind} classifier for {dataset} in {directory} (expected {files.weights}); train it "
-                         f"with tools/train_classifiers.py or allow training")
+                         f"with python -m mmali_tf.tools.train_classifiers or allow training")
     print_fn(f"training the {kind} classifier for {dataset} ({protocol} protocol) -> {files.weights}")
     model, info = train_classifier(kind, train, test, protocol, settings, print_fn=print_fn)
     sidecar = {

@@ -1,19 +1,21 @@
 """Apply plausible wiring mistakes to the objective, one at a time, and check that a test catches each.
 
-    python tools/mutation_check.py [--only NAME ...] [--list]
+    python -m mmali_tf.tools.mutation_check [--only=NAME ...] [--list]
 
-Each mutation replaces one exact piece of source (which must occur exactly once) in a temporary copy of the
-repository's tracked files, then runs the objective's tests there, fastest first, stopping at the first failure:
-the spy tests of which network sees which tuple, the hand-checked losses, the EMA boundary and the golden tests
-against the authors' code. A mutation is "killed" when a test fails (or the copy no longer imports). The table
-lists each mutation, whether it was killed, and the first test that failed. Exit status 1 if any survived.
+Works on the git checkout of mmali_tf (the one this package is in, else the current directory's; see
+:func:`mmali_tf.tools.repository.repository_root`). Each mutation replaces one exact piece of source (which must
+occur exactly once) in a temporary copy of the checkout's tracked files (with the working-tree version of the
+mutated files and of the tests), then runs the objective's tests there with this interpreter, fastest first,
+stopping at the first failure: the spy tests of which network sees which tuple, the hand-checked losses, the EMA
+boundary and the golden tests against the authors' code. A mutation is "killed" when a test fails (or the copy no
+longer imports). The table lists each mutation, whether it was killed, and the first test that failed. Exit status
+1 if any survived (or the unmutated code already fails), 2 for bad arguments (an --only that matches no mutation).
 
-The golden tests read ``$MMALI_GOLDEN_DIR`` (default ``../shared/golden``) and MNIST is not needed.
+The golden tests read ``$MMALI_GOLDEN_DIR`` (default ``../shared/golden`` beside the checkout); MNIST is not needed.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import re
@@ -24,9 +26,15 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from absl import flags
+
+from mmali_tf import cli
+from mmali_tf.errors import ConfigError, MMALIError
+from mmali_tf.tools import flag_checks, repository
+
 TESTS = ["tests/test_objective_wiring.py", "tests/test_objective.py", "tests/test_losses.py", "tests/test_ema.py",
          "tests/test_golden.py"]
+F = flags.FLAGS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,85 +118,120 @@ MUTATIONS = [
 ]
 
 
-def copy_repository(target: Path) -> None:
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, check=True, capture_output=True).stdout
-    for name in files.decode().split("\0"):
-        if name and (REPO / name).is_file():
+def copy_repository(root: Path, target: Path) -> None:
+    """The files git tracks in ``root`` into ``target``, the tests and the mutated files as the working tree has
+    them (committed or not)."""
+    for name in repository.tracked_files(root):
+        if (root / name).is_file():
             (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, target / name)
-    for name in TESTS + [m.path for m in MUTATIONS]:  # the working-tree version, committed or not
-        shutil.copy2(REPO / name, target / name)
+            shutil.copy2(root / name, target / name)
+    for name in TESTS + [m.path for m in MUTATIONS]:
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / name, target / name)
 
 
 def apply(mutation: Mutation, root: Path) -> None:
+    """Replace the mutation's source in the copy at ``root``; :class:`MMALIError` unless it occurs exactly once."""
     path = root / mutation.path
     text = path.read_text()
     count = text.count(mutation.old)
     if count != 1:
-        raise SystemExit(f"error: mutation {mutation.name!r}: its source occurs {count} times in {mutation.path}")
+        raise MMALIError(f"mutation {mutation.name!r}: its source occurs {count} times in {mutation.path} "
+                         "(update MUTATIONS in mmali_tf/tools/mutation_check.py)")
     path.write_text(text.replace(mutation.old, mutation.new))
 
 
 def first_failure(output: str) -> str:
+    """The first failed or erroring test of pytest's ``output`` ("import/collection error" if none is named)."""
     match = re.search(r"^(?:FAILED|ERROR) (\S+)", output, re.MULTILINE)
     if match:
         return match.group(1)
     return "import/collection error" if "error" in output.lower() else "?"
 
 
-def run_tests(root: Path) -> tuple[bool, str, float]:
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-    env.setdefault("MMALI_GOLDEN_DIR", str(REPO.parent / "shared" / "golden"))
+def run_tests(copy: Path, golden_dir: str) -> tuple[bool, str, float]:
+    """Run :data:`TESTS` in ``copy``: (failed, the first failing test or "", seconds)."""
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", MMALI_GOLDEN_DIR=golden_dir)
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *TESTS],
-                          cwd=root, env=env, capture_output=True, text=True)
+                          cwd=copy, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
-    output = proc.stdout + proc.stderr
-    return proc.returncode != 0, first_failure(output) if proc.returncode else "", seconds
+    return proc.returncode != 0, first_failure(proc.stdout + proc.stderr) if proc.returncode else "", seconds
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="*", default=None, help="run only mutations whose name contains one of these")
-    parser.add_argument("--list", action="store_true", help="list the mutations and exit")
-    args = parser.parse_args(argv)
-    mutations = [m for m in MUTATIONS if not args.only or any(s in m.name for s in args.only)]
-    if args.list:
-        for m in mutations:
-            print(f"{m.name}  ({m.path})")
-        return 0
-    if not mutations:
-        print("error: no mutation matches --only", file=sys.stderr)
-        return 2
+def check(mutations: list[Mutation], root: Path, golden_dir: str) -> list[tuple[str, bool, str, float]]:
+    """Check that every mutation applies, that the unmutated copy passes, then run each mutation; rows of (name,
+    killed, first failing test, seconds), printed as they finish."""
     with tempfile.TemporaryDirectory(prefix="mmali_mutation_") as tmp:
         pristine = Path(tmp) / "pristine"
-        copy_repository(pristine)
+        copy_repository(root, pristine)
         for m in mutations:  # every mutation must apply to today's source
-            apply(m, Path(shutil.copytree(pristine, Path(tmp) / "probe", dirs_exist_ok=True)))
-            shutil.rmtree(Path(tmp) / "probe")
-        killed, _, seconds = run_tests(pristine)
-        if killed:
-            print(f"error: the unmutated code already fails the tests ({first_failure('')})", file=sys.stderr)
-            return 2
+            probe = Path(shutil.copytree(pristine, Path(tmp) / "probe"))
+            apply(m, probe)
+            shutil.rmtree(probe)
+        failed, test, seconds = run_tests(pristine, golden_dir)
+        if failed:
+            raise MMALIError(f"the unmutated code already fails the tests ({test}; MMALI_GOLDEN_DIR={golden_dir})")
         print(f"unmutated: all objective tests pass ({seconds:.0f} s)", flush=True)
         rows = []
         for i, m in enumerate(mutations, 1):
-            root = Path(tmp) / f"m{i}"
-            shutil.copytree(pristine, root)
-            apply(m, root)
-            killed, test, seconds = run_tests(root)
-            shutil.rmtree(root)
+            copy = Path(tmp) / f"m{i}"
+            shutil.copytree(pristine, copy)
+            apply(m, copy)
+            killed, test, seconds = run_tests(copy, golden_dir)
+            shutil.rmtree(copy)
             rows.append((m.name, killed, test, seconds))
             print(f"[{i}/{len(mutations)}] {'killed' if killed else 'SURVIVED'} in {seconds:.0f} s: {m.name}"
                   + (f"  <- {test}" if killed else ""), flush=True)
+    return rows
+
+
+def selected() -> list[Mutation]:
+    """The mutations whose name contains one of the --only strings (all without --only)."""
+    return [m for m in MUTATIONS if not F.only or any(s in m.name for s in F.only)]
+
+
+def check_patterns(patterns) -> None:
+    """:class:`ConfigError` unless each of the --only strings is part of a mutation's name."""
+    unmatched = [p for p in patterns if not any(p in m.name for m in MUTATIONS)]
+    if unmatched:
+        raise ConfigError(f"no mutation name contains {', '.join(map(repr, unmatched))} (--list shows the names)")
+
+
+def define_flags() -> None:
+    """Define this tool's flags and their validators (on demand: importing the module defines nothing)."""
+    flags.DEFINE_multi_string("only", [], "Run only the mutations whose name contains this string (repeatable).")
+    flags.DEFINE_bool("list", False, "List the mutations and exit.")
+    flag_checks.require("only", check_patterns)
+
+
+def main(argv) -> None:
+    del argv
+    mutations = selected()
+    if F.list:
+        for m in mutations:
+            print(f"{m.name}  ({m.path})")
+        return
+    root = repository.require_repository("mutation_check")
+    golden_dir = os.environ.get("MMALI_GOLDEN_DIR") or str(root.parent / "shared" / "golden")
+    try:
+        rows = check(mutations, root, golden_dir)
+    except OSError as exc:
+        raise MMALIError(f"copying the checkout to a temporary directory: {exc}") from exc
     width = max(len(r[0]) for r in rows)
     print(f"\n{'mutation':<{width}}  killed  by")
     for name, killed, test, _ in rows:
         print(f"{name:<{width}}  {'yes' if killed else 'NO ':<6}  {test}")
     survived = sum(not r[1] for r in rows)
     print(f"\n{len(rows) - survived} of {len(rows)} mutations killed")
-    return 1 if survived else 0
+    if survived:
+        raise MMALIError(f"{survived} of {len(rows)} mutations survived: no test catches them")
+
+
+def entry_point() -> None:
+    define_flags()
+    cli.run_main(main)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point()

@@ -1,12 +1,17 @@
 """Where one training iteration spends its time: a TensorFlow profiler trace of a few steps, summarised by op type.
 
-    python tools/profile_train.py [--config mnist_svhn] [--xla] [--steps 10] [--warmup 3] [--data_dir DIR]
-        [--logdir /tmp/mmali_profile] [--top 15] [--intra_op -1] [--inter_op -1]
+    python -m mmali_tf.tools.profile_train [--config=mnist_svhn] [--config.<section>.<field>=value ...]
+        [--steps=10] [--warmup=3] [--logdir=/tmp/mmali_profile] [--top=15]
 
-Same configurations and data as ``tools/benchmark_train.py``. After ``--warmup`` untimed steps, ``--steps`` steps
-run under ``tf.profiler.experimental``; the trace is written to ``--logdir`` (open it with TensorBoard's profile
-plugin or xprof for the timeline) and summarised here from its XPlane file (threads as ``mmali_tf.train`` picks
-them unless ``--intra_op`` / ``--inter_op`` say otherwise; 0 = TensorFlow's default):
+The model is what ``python -m mmali_tf.train`` would train with the same ``--config`` and ``--config.*`` flags
+(a preset or a .py file; the config flags and their short aliases, e.g. ``--xla``, ``--intra_op_threads``,
+``--data_dir``, are those of ``mmali_tf.train``; ``--helpfull`` lists them), with its "auto" execution settings
+resolved for this machine as training resolves them (on a CPU-only machine: no XLA, the thread policy of
+``mmali_tf.distribution``). Data as ``benchmark_train``: ``--data_dir``, else $MMALI_DATA_DIR, else MNIST in
+../shared/data and the SVHN stand-in in ../data/svhn_standin beside the repository (random arrays with a warning
+where files are absent). After ``--warmup`` untimed steps, ``--steps`` steps run under ``tf.profiler.experimental``;
+the trace is written to a new folder under ``--logdir`` (open it with TensorBoard's profile plugin or xprof for the
+timeline) and summarised here from its XPlane file:
 
 * wall time per step, and the part of it in which no TF op ran on any executor thread (Python, Keras callbacks,
   input wait, scheduling gaps);
@@ -17,21 +22,21 @@ them unless ``--intra_op`` / ``--inter_op`` say otherwise; 0 = TensorFlow's defa
 
 from __future__ import annotations
 
-import argparse
 import collections
 import glob
 import os
-import sys
+import tempfile
 import time
 
-TOOLS = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, TOOLS)
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from absl import flags
 
-import benchmark_train as bench  # noqa: E402  (shares the configurations and the data loading)
+from mmali_tf import cli
+from mmali_tf.errors import MMALIError
+from mmali_tf.tools import flag_checks, speed
 
 # Events that only group other ops (their time is already counted in the ops they call).
 CONTAINER_OPS = {"StatefulPartitionedCall", "PartitionedCall", "While", "If", "StatelessIf", "StatelessWhile"}
+F = flags.FLAGS
 
 
 def op_events(xspace_path: str):
@@ -58,6 +63,7 @@ def op_events(xspace_path: str):
 
 
 def union_length(intervals) -> int:
+    """Total length covered by the (start, stop) ``intervals``, overlaps counted once."""
     total, end = 0, None
     for start, stop in sorted(intervals):
         if end is None or start > end:
@@ -70,6 +76,8 @@ def union_length(intervals) -> int:
 
 
 def summarise(xspace_path: str, steps: int, wall_seconds: float, top: int) -> str:
+    """The report of the module docstring for the trace ``xspace_path`` of ``steps`` steps that took
+    ``wall_seconds``, listing the ``top`` op types by time."""
     per_type, calls, intervals = collections.Counter(), collections.Counter(), []
     for op_type, start, duration in op_events(xspace_path):
         per_type[op_type] += duration
@@ -95,49 +103,56 @@ def summarise(xspace_path: str, steps: int, wall_seconds: float, top: int) -> st
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default="mnist_svhn", choices=bench.CONFIGS)
-    p.add_argument("--xla", action="store_true", help="compile the step with XLA (default: off, the TF kernels)")
-    p.add_argument("--steps", type=int, default=10, help="profiled training steps")
-    p.add_argument("--warmup", type=int, default=3, help="untimed first steps (tracing, compilation)")
-    p.add_argument("--data_dir", default=None, help="directory with mnist.npz and/or train_32x32.mat")
-    p.add_argument("--logdir", default="/tmp/mmali_profile", help="where the profiler trace is written")
-    p.add_argument("--top", type=int, default=15, help="op types listed")
-    p.add_argument("--intra_op", type=int, default=-1, help="-1 = what mmali_tf.train picks, 0 = TF's default")
-    p.add_argument("--inter_op", type=int, default=-1, help="-1 = what mmali_tf.train picks, 0 = TF's default")
-    args = p.parse_args(argv)
-    if args.steps < 1 or args.warmup < 1:
-        p.error("--steps and --warmup must be >= 1")
+def define_flags() -> None:
+    """Define this tool's flags and their validators (on demand: importing the module defines nothing)."""
+    cli.define_config_flags()
+    F.set_default("config", "mnist_svhn")
+    flags.DEFINE_integer("steps", 10, "Profiled training steps.", lower_bound=1)
+    flags.DEFINE_integer("warmup", 3, "Untimed first steps (tracing, compilation).", lower_bound=1)
+    flags.DEFINE_string("logdir", os.path.join(tempfile.gettempdir(), "mmali_profile"),
+                        "Where the profiler trace is written (a new folder per run).")
+    flags.DEFINE_integer("top", 15, "Op types listed.", lower_bound=1)
+    flag_checks.require_output_dir("logdir")
+    # The config is built while the flags are parsed, so that a bad preset or setting is a bad flag.
+    flag_checks.require("config", lambda _: cli.config_from_flags())
 
+
+def main(argv) -> None:
+    del argv
     import tensorflow as tf
 
     from mmali_tf import distribution, training
     from mmali_tf.data.pipeline import paired_batches
 
-    intra_op, inter_op = bench.resolved_threads(args.xla, args.intra_op, args.inter_op)
-    config = bench.experiment_config(args.config, args.xla, 1, 1, intra_op, inter_op)
-    distribution.configure_threads(config.train)  # as mmali_tf.train does, before any TF op
-    images, pairs, sources = bench.load_training_data(config, bench.data_dirs(args.data_dir))
-    model = training.build_model(config, tf.distribute.get_strategy())
-    dataset = paired_batches(images, pairs, batch_size=bench.BATCH, seed=0)
-    model.fit(dataset, epochs=1, steps_per_epoch=args.warmup, verbose=0, shuffle=False)
-    run_dir = os.path.join(args.logdir, time.strftime("%Y%m%d-%H%M%S"))
+    config = cli.resolved_config_from_flags()
+    t = config.train
+    distribution.configure_threads(t)  # as mmali_tf.train does, before any TF op
+    distribution.configure_devices(t)
+    strategy = distribution.make_strategy(t)
+    images, pairs, sources = speed.load_training_data(config, speed.default_data_dirs(config.data.data_dir))
+    model = training.build_model(config, strategy)
+    dataset = paired_batches(images, pairs, batch_size=t.batch_size, seed=0)
+    model.fit(dataset, epochs=1, steps_per_epoch=F.warmup, verbose=0, shuffle=False)
+    run_dir = os.path.join(F.logdir, time.strftime("%Y%m%d-%H%M%S"))
     tf.profiler.experimental.start(run_dir)
     started = time.perf_counter()
-    model.fit(dataset, epochs=1, steps_per_epoch=args.steps, verbose=0, shuffle=False)
+    model.fit(dataset, epochs=1, steps_per_epoch=F.steps, verbose=0, shuffle=False)
     wall = time.perf_counter() - started
     tf.profiler.experimental.stop()
     traces = sorted(glob.glob(os.path.join(run_dir, "plugins", "profile", "*", "*.xplane.pb")))
     if not traces:
-        print(f"error: the profiler wrote no trace under {run_dir}", file=sys.stderr)
-        return 1
-    print(f"{args.config}, XLA {'on' if args.xla else 'off'}, threads {intra_op}/{inter_op} (intra/inter-op), "
-          f"batch {bench.BATCH} x {bench.CALLS_PER_ITERATION} calls per iteration, TensorFlow {tf.__version__}; "
-          f"trace {traces[-1]}")
-    print(summarise(traces[-1], args.steps, wall, args.top))
-    return 0
+        raise MMALIError(f"the profiler wrote no trace under {run_dir}")
+    print(f"{F.config} ({config.name}), XLA {'on' if t.xla else 'off'}, {distribution.describe_threads()}, "
+          f"{strategy.num_replicas_in_sync} replica(s), batch {t.batch_size} x {speed.CALLS_PER_ITERATION} calls per "
+          f"iteration, TensorFlow {tf.__version__}; data " + "; ".join(f"{n}: {s}" for n, s in sources.items()))
+    print(f"trace {traces[-1]}")
+    print(summarise(traces[-1], F.steps, wall, F.top))
+
+
+def entry_point() -> None:
+    define_flags()
+    cli.run_main(main)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point()
