@@ -48,15 +48,12 @@ class Mutation:
 O = "mmali_tf/objective.py"
 MUTATIONS = [
     Mutation("D0 real/fake swapped (class 0 on the decoded tuple)", O,
-             'terms[f"{m}_c0"] = losses.cross_entropy(d0(x[m], z_q), ENCODER)',
-             'terms[f"{m}_c0"] = losses.cross_entropy(d0(x_p, z_p), ENCODER)'),
+             'logits_q, logits_p = d0(x[m], z_q), d0(x_p, z_p)', 'logits_q, logits_p = d0(x_p, z_p), d0(x[m], z_q)'),
     Mutation("D0 labels swapped (encoder tuple labelled decoder)", O,
-             'losses.cross_entropy(d0(x[m], z_q), ENCODER)', 'losses.cross_entropy(d0(x[m], z_q), DECODER)'),
+             'losses.cross_entropy(logits_q, ENCODER)', 'losses.cross_entropy(logits_q, DECODER)'),
     Mutation("DJ real and product-of-marginals swapped", O,
-             'terms["joint"] = (losses.binary_real(nets.dj(*(x[m] for m in names)))\n'
-             '                      + losses.binary_fake(nets.dj(*marginals)))',
-             'terms["joint"] = (losses.binary_fake(nets.dj(*(x[m] for m in names)))\n'
-             '                      + losses.binary_real(nets.dj(*marginals)))'),
+             'terms["joint"] = losses.binary_real(positive) + losses.binary_fake(negative)',
+             'terms["joint"] = losses.binary_fake(positive) + losses.binary_real(negative)'),
     Mutation("D cross-content tuple gets its own modality's content", O,
              'z_mk = lat.join(lat.style(z_q[m]), lat.content(z_q[k]))\n                label',
              'z_mk = lat.join(lat.style(z_q[m]), lat.content(z_q[m]))\n                label'),
