@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import sys
-import threading
 
 import tensorflow as tf
 
@@ -182,25 +181,36 @@ def role_of(train: TrainConfig, environ=os.environ) -> Role:
     return Role(task_type, index, len(addresses), (task_type, index) == chief, addresses)
 
 
+_WATCHDOG = """
+import os, select, signal, sys
+pid, seconds, message = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+if not select.select([sys.stdin], [], [], seconds)[0]:
+    sys.stderr.write("error: " + message + "\\n")
+    sys.stderr.flush()
+    os.kill(pid, signal.SIGKILL)
+"""
+
+
 class _Watchdog:
-    """Ends the process with one error line if the block does not finish within ``seconds`` (TensorFlow's cluster
-    start-up blocks until every worker is there, and cannot be interrupted)."""
+    """Ends this process with one error line if the block does not finish within ``seconds``.
+
+    TensorFlow's cluster start-up blocks until every worker is there, holding the interpreter lock (no Python
+    thread or signal handler runs meanwhile), so the watchdog is a small separate process that kills this one.
+    """
 
     def __init__(self, seconds: float, message: str):
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
-        self._message = message
-
-    def _fire(self):
-        print(f"error: {self._message}", file=sys.stderr, flush=True)
-        os._exit(1)
+        self._args = [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(seconds), message]
+        self._process = None
 
     def __enter__(self):
-        self._timer.start()
+        import subprocess
+
+        self._process = subprocess.Popen(self._args, stdin=subprocess.PIPE)
         return self
 
     def __exit__(self, *exc):
-        self._timer.cancel()
+        self._process.stdin.close()  # the block is over: the watchdog sees end-of-file and exits
+        self._process.wait()
         return False
 
 

@@ -7,14 +7,18 @@ from typing import Mapping
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from mmali_tf import losses
 from mmali_tf.noise import StepNoise
 
 
-def tile(rows: list[np.ndarray], pad: int = 2) -> np.ndarray:
-    """Tile rows of images ([N, H, W, C] floats in [0,1], any H/W/C) into one uint8 RGB grid."""
+def tile(rows: list[np.ndarray], pad: int = 2, labels: list[str] | None = None, title: str | None = None) -> np.ndarray:
+    """Tile rows of images ([N, H, W, C] floats in [0,1], any H/W/C) into one uint8 RGB grid.
+
+    ``labels`` (one per row) are written in a margin on the left, ``title`` above the grid, with the column
+    numbers 1..N under it, so a reader can tell originals from reconstructions and translations.
+    """
     height = max(r.shape[1] for r in rows)
     width = max(r.shape[2] for r in rows)
     cols = max(r.shape[0] for r in rows)
@@ -27,15 +31,37 @@ def tile(rows: list[np.ndarray], pad: int = 2) -> np.ndarray:
             top = pad + i * (height + pad) + (height - img.shape[0]) // 2
             left = pad + j * (width + pad) + (width - img.shape[1]) // 2
             grid[top: top + img.shape[0], left: left + img.shape[1]] = img
-    return (grid * 255 + 0.5).astype(np.uint8)
+    grid = (grid * 255 + 0.5).astype(np.uint8)
+    if labels is None and title is None:
+        return grid
+    return _label(grid, labels or [], title, height, width, pad, cols)
+
+
+def _label(grid: np.ndarray, labels, title, height, width, pad, cols) -> np.ndarray:
+    font = ImageFont.load_default()
+    margin = 8 + max([int(font.getlength(text)) for text in labels] + [0])
+    header = 14 * ((title is not None) + 1)
+    canvas = Image.new("RGB", (grid.shape[1] + margin, grid.shape[0] + header), "white")
+    canvas.paste(Image.fromarray(grid), (margin, header))
+    draw = ImageDraw.Draw(canvas)
+    if title is not None:
+        draw.text((margin, 1), title, fill="black", font=font)
+    for j in range(cols):
+        text = str(j + 1)
+        x = margin + pad + j * (width + pad) + (width - int(font.getlength(text))) // 2
+        draw.text((x, header - 13), text, fill="gray", font=font)
+    for i, text in enumerate(labels):
+        y = header + pad + i * (height + pad) + max(0, (height - 10) // 2)
+        draw.text((4, y), text, fill="black", font=font)
+    return np.asarray(canvas)
 
 
 def translation_grids(model, batch: Mapping[str, np.ndarray], seed: int = 0) -> dict[str, np.ndarray]:
-    """One grid per target modality m, rows (top to bottom):
+    """One grid per target modality m, labelled rows (top to bottom), one column per paired example:
 
-    input m; reconstruction of m; translation from each other modality (source style kept, as the reference);
-    joint reconstruction through the geometric-mean posterior (own style); prior samples that share z across
-    modalities (compare columns between grids for joint coherence).
+    original (the input of m); reconstruction of m; translation from each other modality (source style kept, as the
+    authors do); joint posterior (the geometric-mean posterior's content, own style); prior sample (column j decodes
+    the same prior z in every modality's grid: compare grids column by column for joint coherence).
     """
     names = model.names
     lat = model.latent
@@ -50,10 +76,15 @@ def translation_grids(model, batch: Mapping[str, np.ndarray], seed: int = 0) -> 
     for m in names:
         dec = model.ema_decoders[m]
         rows = [batch[m], dec(z_mean[m], training=False)]
-        rows += [dec(z_mean[src], training=False) for src in names if src != m]
+        labels = ["original", "reconstruction"]
+        for src in names:
+            if src != m:
+                rows.append(dec(z_mean[src], training=False))
+                labels.append(f"from {src}")
         rows.append(dec(lat.join(lat.style(z_mean[m]), lat.content(joint_mean)), training=False))
         rows.append(dec(z_prior, training=False))
-        grids[m] = tile([np.asarray(r) for r in rows])
+        labels += ["joint posterior", "prior sample"]
+        grids[m] = tile([np.asarray(r) for r in rows], labels=labels, title=f"decoded as {m}")
     return grids
 
 

@@ -190,7 +190,7 @@ def test_a_worker_alone_times_out_and_writes_nothing(tmp_path):
     started = time.perf_counter()
     result = run(train_cmd(tmp_path / "run", "--strategy=multi_worker", "--cluster_timeout=15"), env=env,
                  timeout=300)
-    assert result.returncode == 1 and time.perf_counter() - started < 120
+    assert result.returncode != 0 and time.perf_counter() - started < 120  # killed by its watchdog
     last = [line for line in result.stderr.splitlines() if line.strip()][-1]
     assert last.startswith("error: ") and "could not reach the other workers" in last and "15 s" in last
     assert not (tmp_path / "run").exists()
