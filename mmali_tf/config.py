@@ -17,6 +17,7 @@ from mmali_tf.errors import ConfigError
 NETWORK_KINDS = ("mnist", "svhn")
 DATASETS = ("mnist", "svhn", "digits_grey28", "digits_colour32")
 SPECTRAL_NORM_UPDATES = ("per_step", "per_forward")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def setting(default, help: str, *, flag: str | None = None, aliases: tuple[str, ...] = (), lower=None, upper=None,
@@ -137,6 +138,10 @@ class TrainConfig:
     inter_op_threads: int = setting(-1, "TensorFlow ops run side by side; 0 = TensorFlow's default, -1 = auto "
                                         "(CPU-only without XLA: 2; else the default).", lower=-1)
     deterministic: bool = setting(False, "Enable TF op determinism (slower).")
+    precision: str = setting("auto", "Compute dtype of the networks: fp32, or bf16 (Keras mixed_bfloat16: variables, "
+                                     "optimizer state, spectral-norm power iterations, losses and EMA stay float32); "
+                                     "auto = bf16 only where it was measured faster with the metrics kept "
+                                     "(BUILD.md, 'Mixed precision'), else fp32.", choices=PRECISIONS)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -47,11 +47,37 @@ def resolve_execution(xla: bool | None, intra_op_threads: int, inter_op_threads:
 
 
 def resolve(config):
-    """``config`` with its "auto" execution settings (``xla=None``, negative thread counts) decided for this
-    machine by :func:`resolve_execution`; the run directory records the resolved values."""
+    """``config`` with its "auto" execution settings (``xla=None``, negative thread counts, ``precision="auto"``)
+    decided for this machine (:func:`resolve_execution`, :func:`resolve_precision`); the run directory records
+    the resolved values."""
     t = config.train
     xla, intra, inter = resolve_execution(t.xla, t.intra_op_threads, t.inter_op_threads)
-    return config.replace(train=dict(xla=xla, intra_op_threads=intra, inter_op_threads=inter))
+    return config.replace(train=dict(xla=xla, intra_op_threads=intra, inter_op_threads=inter,
+                                     precision=resolve_precision(t.precision)))
+
+
+BF16_CPU_FLAGS: tuple[str, ...] = ()
+"""CPU flags (from /proc/cpuinfo) of the CPUs where bf16 was measured faster than fp32 with the metrics kept
+(BUILD.md, "Mixed precision"); ``precision=auto`` picks bf16 there, fp32 everywhere else."""
+
+
+def cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def resolve_precision(precision: str) -> str:
+    if precision != "auto":
+        return precision
+    if tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU"):
+        return "fp32"  # bf16 on accelerators has not been measured yet
+    return "bf16" if BF16_CPU_FLAGS and set(BF16_CPU_FLAGS) <= cpu_flags() else "fp32"
 
 
 def configure_threads(train: TrainConfig) -> None:

@@ -44,8 +44,9 @@ def binary_fake(logits: tf.Tensor) -> tf.Tensor:
 
 
 def mean_squared_error(prediction: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
-    """Mean over every element of the squared difference (the reconstruction and cycle terms, docs/objective.md section 4)."""
-    return tf.reduce_mean(tf.square(prediction - target))
+    """Mean over every element of the squared difference (the reconstruction and cycle terms, docs/objective.md
+    section 4), in float32 whatever the inputs' dtype."""
+    return tf.reduce_mean(tf.square(tf.cast(prediction, tf.float32) - tf.cast(target, tf.float32)))
 
 
 def factorized_joint_logits(q_vs_p: Sequence[tf.Tensor], content_vs_prior: Sequence[tf.Tensor],

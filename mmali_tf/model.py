@@ -34,21 +34,10 @@ class MMALI(keras.Model):
         self.names = cfg.names
         self.latent = Latent(cfg)
         latent_dim = cfg.latent_dim
-        num = len(cfg.names)
-        # Built in a fixed order so that a seed fixes every initial weight.
-        for spec in cfg.modalities:
-            n = spec.name
-            setattr(self, f"enc_{n}", registry.build_encoder(spec.kind, latent_dim, name=f"enc_{n}"))
-            setattr(self, f"dec_{n}", registry.build_decoder(spec.kind, latent_dim, name=f"dec_{n}"))
-            if cfg.discriminator == "factorized":
-                setattr(self, f"d0_{n}", registry.build_xz_discriminator(spec.kind, latent_dim, num + 1, name=f"d0_{n}"))
-                setattr(self, f"d1_{n}", registry.build_xz_discriminator(spec.kind, latent_dim, 1, name=f"d1_{n}"))
-        kinds = [spec.kind for spec in cfg.modalities]
-        if cfg.discriminator == "factorized":
-            self.d_joint = registry.build_joint_discriminator(kinds, cfg.joint_architecture, name="d_joint")
-        else:
-            self.d_joint_xz = registry.build_joint_xz_discriminator(
-                kinds, num * cfg.style_dim + cfg.content_dim, name="d_joint_xz")
+        # Built in a fixed order so that a seed fixes every initial weight. The live networks compute in the
+        # configured precision; the EMA networks (evaluation, samples, export) in float32.
+        with _dtype_policy("mixed_bfloat16" if config.train.precision == "bf16" else "float32"):
+            self._build_players(cfg)
         for spec in cfg.modalities:
             n = spec.name
             ema_enc = registry.build_encoder(spec.kind, latent_dim, name=f"ema_enc_{n}")
@@ -63,6 +52,22 @@ class MMALI(keras.Model):
         self._critics = self._make_critics()
         self._noise_source = lambda n_iter, replica, num_replicas: StepNoise(config.train.seed, n_iter, replica,
                                                                              num_replicas)
+
+    def _build_players(self, cfg):
+        latent_dim, num = cfg.latent_dim, len(cfg.names)
+        for spec in cfg.modalities:
+            n = spec.name
+            setattr(self, f"enc_{n}", registry.build_encoder(spec.kind, latent_dim, name=f"enc_{n}"))
+            setattr(self, f"dec_{n}", registry.build_decoder(spec.kind, latent_dim, name=f"dec_{n}"))
+            if cfg.discriminator == "factorized":
+                setattr(self, f"d0_{n}", registry.build_xz_discriminator(spec.kind, latent_dim, num + 1, name=f"d0_{n}"))
+                setattr(self, f"d1_{n}", registry.build_xz_discriminator(spec.kind, latent_dim, 1, name=f"d1_{n}"))
+        kinds = [spec.kind for spec in cfg.modalities]
+        if cfg.discriminator == "factorized":
+            self.d_joint = registry.build_joint_discriminator(kinds, cfg.joint_architecture, name="d_joint")
+        else:
+            self.d_joint_xz = registry.build_joint_xz_discriminator(
+                kinds, num * cfg.style_dim + cfg.content_dim, name="d_joint_xz")
 
     # ------------------------------------------------------------------ name-keyed views of the direct attributes
     @property
@@ -242,6 +247,16 @@ class MMALI(keras.Model):
             mean, _ = losses.split_gaussian(self.ema_encoders[a](x, training=False))
             out[a] = {b: self.ema_decoders[b](mean, training=False) for b in self.names}
         return out
+
+
+@contextlib.contextmanager
+def _dtype_policy(name: str):
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def count_parameters(models) -> int:

@@ -81,7 +81,7 @@ def cross_content_label(names: Sequence[str], own: str, other: str) -> int:
 
 def _posterior_sample(nets: Networks, name: str, x, noise, stream: str):
     """z ~ q(z | x) by reparameterisation, and the posterior's (mean, logvar)."""
-    mean, logvar = losses.split_gaussian(nets.encoders[name](x, training=True))
+    mean, logvar = losses.split_gaussian(tf.cast(nets.encoders[name](x, training=True), tf.float32))
     return losses.reparameterize(mean, logvar, noise.normal(stream, tf.shape(mean))), mean, logvar
 
 
@@ -223,7 +223,8 @@ def generator_losses(nets: Networks, batches, noise, cfg: ModelConfig, loss_cfg:
 
     if loss_cfg.joint_rec:  # reconstructions through the geometric-mean joint posterior (the authors' joint_rec)
         if loss_cfg.lambda_c_rec > 0:  # content cycle: the joint posterior of the decoded tuple recovers c
-            fakes = [losses.split_gaussian(nets.encoders[m](x_p[m], training=True)) for m in names]
+            fakes = [losses.split_gaussian(tf.cast(nets.encoders[m](x_p[m], training=True), tf.float32))
+                     for m in names]
             mean, logvar = losses.geometric_mean_posterior(*zip(*fakes))
             c_cycle = lat.content(losses.reparameterize(mean, logvar, noise.normal("gB/cycle_joint", tf.shape(mean))))
             terms["joint_c_rec"] = loss_cfg.lambda_c_rec * losses.mean_squared_error(c_cycle, c_p)

@@ -179,7 +179,7 @@ def run(config: ExperimentConfig, workdir: str, print_fn=print, evaluate_fn=None
     model = build_model(config, strategy)
     say(f"parameters: generators {count_parameters(model.generators):,}, "
         f"discriminators {count_parameters(model.discriminators):,}; "
-        f"{strategy.num_replicas_in_sync} replica(s), precision float32, XLA {'on' if t.xla else 'off'}, "
+        f"{strategy.num_replicas_in_sync} replica(s), precision {t.precision}, XLA {'on' if t.xla else 'off'}, "
         f"{distribution.describe_threads()}")
     ckpt_dir = checkpointing.checkpoint_dir(workdir)
     restored = None

@@ -53,10 +53,11 @@ class Critic:
         return Critic(self.model, self.x_parts, self.head, share_features=False)
 
     def __call__(self, *inputs: tf.Tensor) -> tf.Tensor:
+        """The logits, in float32 (the losses' dtype) whatever the model computes in."""
         scope = step_scope.current()
         if scope is None or not self.share_features:
-            return self.model(list(inputs), training=True)
-        return scope.value(self, inputs, lambda: self._from_features(scope, inputs))
+            return tf.cast(self.model(list(inputs), training=True), tf.float32)
+        return scope.value(self, inputs, lambda: tf.cast(self._from_features(scope, inputs), tf.float32))
 
     def _from_features(self, scope: step_scope.StepScope, inputs) -> tf.Tensor:
         num = len(self.x_parts)

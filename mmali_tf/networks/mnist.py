@@ -83,12 +83,12 @@ def xz_critic(model: keras.Model) -> Critic:
     x_dim = math.prod(IMAGE_SHAPE)
 
     def x_part(x):
-        return tf.matmul(flatten(x), fc1.normalized_kernel(True)[:x_dim])
+        return tf.matmul(tf.cast(flatten(x), fc1.compute_dtype), fc1.compute_kernel(True)[:x_dim])
 
     def head(features, z):
         (hx,) = features
-        h = act(hx + tf.matmul(z, fc1.normalized_kernel(True)[x_dim:]) + tf.convert_to_tensor(fc1.bias))
-        return fc2(h, training=True)
+        hz = tf.matmul(tf.cast(z, fc1.compute_dtype), fc1.compute_kernel(True)[x_dim:])
+        return fc2(act(hx + hz + fc1.compute_bias()), training=True)
 
     return Critic(model, [x_part], head)
 

@@ -96,6 +96,9 @@ class _SpectralNormLayer(keras.layers.Layer):
         eps: float = EPS,
         **kwargs,
     ):
+        # The power iteration and sigma stay in the variables' float32 under a mixed policy; call() casts the
+        # normalised kernel (and the inputs) to the compute dtype itself.
+        kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
         self.use_bias = bool(use_bias)
         if kernel_initializer is None:
@@ -192,6 +195,13 @@ class _SpectralNormLayer(keras.layers.Layer):
         kernel = tf.convert_to_tensor(self.kernel)
         return kernel / sigma
 
+    def compute_kernel(self, training=None) -> tf.Tensor:
+        """:meth:`normalized_kernel` in the layer's compute dtype (bfloat16 under ``mixed_bfloat16``)."""
+        return tf.cast(self.normalized_kernel(training), self.compute_dtype)
+
+    def compute_bias(self) -> tf.Tensor:
+        return tf.cast(self.bias, self.compute_dtype)
+
     def sigma(self) -> tf.Tensor:
         """The current estimate ``u^T W v`` of the top singular value, from the stored ``u``/``v`` (no update)."""
         u, v = self._stored_uv()
@@ -235,10 +245,9 @@ class SNDense(_SpectralNormLayer):
         self._build_weights((int(in_dim), self.units))
 
     def call(self, inputs, training=None):
-        kernel = self.normalized_kernel(training)
-        outputs = keras.ops.matmul(inputs, kernel)
+        outputs = tf.matmul(tf.cast(inputs, self.compute_dtype), self.compute_kernel(training))
         if self.use_bias:
-            outputs = outputs + self.bias
+            outputs = outputs + self.compute_bias()
         return outputs
 
     def compute_output_shape(self, input_shape):
@@ -288,7 +297,8 @@ class SNConv2D(_SpectralNormLayer):
         return self.padding == "valid" and tuple(inputs.shape[1:3]) == self.kernel_size
 
     def call(self, inputs, training=None):
-        kernel = self.normalized_kernel(training)
+        kernel = self.compute_kernel(training)
+        inputs = tf.cast(inputs, self.compute_dtype)
         if self._covers_input(inputs):
             # The same sums as the convolution (NHWC rows flatten in the kernel's (h, w, c) order), as one matmul:
             # oneDNN runs this 1x1-output convolution and its gradients 2-3x slower than the matmul.
@@ -300,7 +310,7 @@ class SNConv2D(_SpectralNormLayer):
                 inputs, kernel, strides=(1,) + self.strides + (1,), padding=self.padding.upper(), data_format="NHWC"
             )
         if self.use_bias:
-            outputs = tf.nn.bias_add(outputs, tf.convert_to_tensor(self.bias), data_format="NHWC")
+            outputs = tf.nn.bias_add(outputs, self.compute_bias(), data_format="NHWC")
         return outputs
 
     def compute_output_shape(self, input_shape):
