@@ -9,20 +9,30 @@ from mmali_tf import flags_common  # noqa: F401  (quiet TF before it is imported
 
 from absl import flags, logging  # noqa: E402
 
+from mmali_tf import kinds  # noqa: E402
 from mmali_tf.config import (DataConfig, ExperimentConfig, LossConfig, ModalitySpec, ModelConfig,  # noqa: E402
                              TrainConfig)
+from mmali_tf.data.datasets import DATASETS  # noqa: E402
 from mmali_tf.errors import ConfigError  # noqa: E402
+from mmali_tf.networks.registry import JOINT_ARCHITECTURE_REGISTRY  # noqa: E402
+
+
+def modalities_help() -> str:
+    """The ``--modalities`` help text, from the kind and dataset registries."""
+    return ("Modalities as name:dataset:kind[:quarter_turns[:rec_weight]]; datasets: "
+            f"{DATASETS.help_text()}; kinds (networks): {kinds.KINDS.help_text()}.")
+
 
 F = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Run directory (config, checkpoints, TensorBoard, samples).", required=True)
 flags.DEFINE_string("name", "mmali", "Experiment name recorded in the config.")
 # Data.
-flags.DEFINE_string("data_dir", None, "Directory with raw data files (mnist.npz or IDX, SVHN *_32x32.mat).")
+flags.DEFINE_string("data_dir", None, "Data directory: mnist.npz or IDX files, SVHN *_32x32.mat, cub/{train,test}/ "
+                    "(CUB features), NAME_{train,test}.npy (vector files).")
 flags.DEFINE_string("tfds_data_dir", None, "TFDS data directory to read prepared datasets from.")
 flags.DEFINE_bool("download", False, "Let TFDS download missing datasets (needs internet).")
-flags.DEFINE_list("modalities", ["mnist:mnist:mnist", "svhn:svhn:svhn"],
-                  "Modalities as name:dataset:kind[:quarter_turns[:rec_weight]]; datasets: mnist, svhn, "
-                  "digits_grey28, digits_colour32; kinds (networks): mnist, svhn.")
+flags.DEFINE_list("modalities", ["mnist:mnist:mnist", "svhn:svhn:svhn"], modalities_help())
+flags.DEFINE_multi_string("modality_option", [], kinds.modality_option_help())
 flags.DEFINE_integer("data_multiplication", 30, "Pairing repetitions per image (reference dm).", lower_bound=1)
 flags.DEFINE_integer("max_d", 10000, "Per-class cap when not --use_all.", lower_bound=1)
 flags.DEFINE_bool("use_all", True, "Reference pairing mode (docs/authors_code.md, section 1.2).")
@@ -39,7 +49,8 @@ flags.DEFINE_integer("latent_dim", 20, "Latent size (style + content).", lower_b
 flags.DEFINE_integer("style_dim", 10, "Style (private) part of the latent.", lower_bound=0)
 flags.DEFINE_enum("discriminator", "factorized", ["factorized", "joint"],
                   "MMALI's factorized discriminators or the single (M+1)-way joint baseline.")
-flags.DEFINE_enum("joint_architecture", "dot", ["dot", "concat"], "Joint q(X) vs prod q(x_m) discriminator.")
+flags.DEFINE_enum("joint_architecture", "dot", list(JOINT_ARCHITECTURE_REGISTRY.names()),
+                  f"Joint q(X) vs prod q(x_m) discriminator: {JOINT_ARCHITECTURE_REGISTRY.help_text()}.")
 # Loss.
 flags.DEFINE_float("lambda_unimodal", 1.0, "Weight of the unimodal adversarial generator terms.", lower_bound=0.0)
 flags.DEFINE_float("lambda_x_rec", 0.0, "Image reconstruction weight.", lower_bound=0.0)
@@ -109,7 +120,8 @@ def config_from_flags() -> ExperimentConfig:
                         data_multiplication=F.data_multiplication, max_d=F.max_d, use_all=F.use_all,
                         percentage=F.paired_fraction, seed=F.pairing_seed, unpaired=F.unpaired,
                         extra_unpaired=parse_extra_unpaired(F.extra_unpaired)),
-        model=ModelConfig(modalities=tuple(parse_modality(m) for m in F.modalities), latent_dim=F.latent_dim,
+        model=ModelConfig(modalities=kinds.apply_modality_options([parse_modality(m) for m in F.modalities],
+                                                                  F.modality_option), latent_dim=F.latent_dim,
                           style_dim=F.style_dim, discriminator=F.discriminator,
                           joint_architecture=F.joint_architecture),
         loss=LossConfig(lambda_unimodal=F.lambda_unimodal, lambda_x_rec=F.lambda_x_rec, lambda_s_rec=F.lambda_s_rec,

@@ -6,7 +6,7 @@ Run directory layout::
     <workdir>/data_fingerprints.json  data sources, fingerprints and pairing of the training data
     <workdir>/checkpoints/         tf.train checkpoints: live + EMA nets, both optimizers, step
     <workdir>/tensorboard/         event files: every loss term, steps/s, image grids, evaluation metrics
-    <workdir>/samples/             the same image grids as PNG
+    <workdir>/samples/             the same grids as PNG (feature modalities drawn as in mmali_tf.kinds.features)
     <workdir>/metrics.json         evaluation results (mmali_tf.evaluate)
 """
 
@@ -23,7 +23,7 @@ import tensorflow as tf
 from mmali_tf import checkpointing, distribution, training_data
 from mmali_tf.atomic_files import write_json_atomic
 from mmali_tf.config import ExperimentConfig
-from mmali_tf.data import pairing_summary
+from mmali_tf.data.pipeline import to_model_input
 from mmali_tf.data.unpaired import pools_summary
 from mmali_tf.errors import ConfigError
 from mmali_tf.model import MMALI, count_parameters
@@ -74,10 +74,23 @@ def build_model(config: ExperimentConfig, strategy=None) -> MMALI:
 
 
 def image_batch(splits, pairs, seed: int) -> dict[str, np.ndarray]:
-    """A fixed set of paired examples for the image grids."""
+    """A fixed set of paired examples for the sample grids, as the networks see them."""
     rng = np.random.default_rng(seed)
     picks = rng.choice(len(next(iter(pairs.values()))), IMAGE_EXAMPLES, replace=False)
-    return {n: splits[n].images[pairs[n][picks]].astype(np.float32) / 255.0 for n in splits}
+    return {n: to_model_input(np.asarray(splits[n].examples[pairs[n][picks]])) for n in splits}
+
+
+def describe_examples(split, which: str) -> str:
+    """E.g. "60,000 train images" or "88,550 train feature vectors (float32, 1024-d)"."""
+    if split.examples.dtype == np.uint8:
+        return f"{len(split):,} {which} images"
+    dims = "x".join(str(d) for d in split.examples.shape[1:])
+    return f"{len(split):,} {which} feature vectors ({split.examples.dtype}, {dims}-d)"
+
+
+def network_parameters(model) -> str:
+    """One entry per trained network, e.g. "enc_caption 705,536, dec_caption 698,240, ..., d_joint 3,985,921"."""
+    return ", ".join(f"{net.name} {count_parameters([net]):,}" for net in model.generators + model.discriminators)
 
 
 def run(config: ExperimentConfig, workdir: str, print_fn=print, evaluate_fn=None) -> dict:
@@ -96,14 +109,16 @@ def run(config: ExperimentConfig, workdir: str, print_fn=print, evaluate_fn=None
 
     splits = training_data.load_modalities(config, "train")
     for name, split in splits.items():
-        print_fn(f"{name}: {split.images.shape[0]:,} train images from {split.source} (fingerprint {split.fingerprint})")
+        print_fn(f"{name}: {describe_examples(split, 'train')} from {split.source} "
+                 f"(fingerprint {split.fingerprint})")
     pairs = training_data.make_pairs(config, splits, "train")
-    print_fn(f"train pairing: {pairing_summary(pairs)}")
+    summary_line = training_data.pairing_summary(config, pairs)
+    print_fn(f"train pairing: {summary_line}")
     pools_and_unpaired = training_data.unimodal_pools(config, splits, pairs)
     pools = None
-    data_record = {"modalities": {n: {"source": s.source, "fingerprint": s.fingerprint, "images": len(s.labels)}
+    data_record = {"modalities": {n: {"source": s.source, "fingerprint": s.fingerprint, "images": len(s)}
                                   for n, s in splits.items()},
-                   "pairing": pairing_summary(pairs)}
+                   "pairing": summary_line}
     if pools_and_unpaired is not None:
         pools, unpaired = pools_and_unpaired
         data_record["unpaired"] = pools_summary(pairs, pools, unpaired)
@@ -115,6 +130,7 @@ def run(config: ExperimentConfig, workdir: str, print_fn=print, evaluate_fn=None
              f"discriminators {count_parameters(model.discriminators):,}; "
              f"{strategy.num_replicas_in_sync} replica(s), XLA {'on' if t.xla else 'off'}, "
              f"{distribution.describe_threads()}")
+    print_fn(f"networks: {network_parameters(model)}")
     manager = checkpointing.make_manager(model, workdir, t.keep_checkpoints)
     restored = checkpointing.restore_latest(manager)
     start_step = int(model.d_optimizer.iterations.numpy())
