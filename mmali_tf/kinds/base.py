@@ -162,9 +162,39 @@ def check_widths(value, what: str) -> tuple[int, ...]:
 
 
 class ImageKind(ModalityKind):
-    """A kind of uint8 images with fixed networks: quarter turns allowed, sample grids drawn as the images."""
+    """A kind of uint8 images with fixed networks: quarter turns allowed, sample grids drawn as the images.
+
+    The networks come from one module of :mod:`mmali_tf.networks` (``networks``, imported on first use) that
+    defines ``IMAGE_SHAPE``, ``<prefix>Encoder``, ``<prefix>Decoder``, ``<prefix>XZDiscriminator``, ``xz_critic``
+    and ``X_BRANCH``, as ``networks/mnist.py`` and ``networks/svhn.py`` do.
+    """
 
     examples = PIXELS
+    networks: str = ""  # e.g. "mmali_tf.networks.mnist"
+    prefix: str = ""  # e.g. "MNIST"
+
+    def _networks(self):
+        import importlib
+
+        return importlib.import_module(self.networks)
+
+    def input_spec(self, spec=None) -> InputSpec:
+        return InputSpec(tuple(self._networks().IMAGE_SHAPE), self.examples)
+
+    def encoder(self, spec, latent_dim, name):
+        return getattr(self._networks(), f"{self.prefix}Encoder")(latent_dim, name=name)
+
+    def decoder(self, spec, latent_dim, name):
+        return getattr(self._networks(), f"{self.prefix}Decoder")(latent_dim, name=name)
+
+    def xz_discriminator(self, spec, latent_dim, out_dim, name):
+        return getattr(self._networks(), f"{self.prefix}XZDiscriminator")(latent_dim, out_dim, name=name)
+
+    def xz_critic(self, model):
+        return self._networks().xz_critic(model)
+
+    def x_branch(self, spec=None):
+        return self._networks().X_BRANCH
 
     def render(self, rows: Sequence[np.ndarray]) -> np.ndarray:
         from mmali_tf.images import tile

@@ -35,13 +35,17 @@ CUB_REFERENCE_NAMES = ReferenceNames(
 
 
 class FeatureKind(ModalityKind):
-    """A feature-vector kind; subclasses implement :meth:`widths`."""
+    """A feature-vector kind with fixed widths (``fixed_widths`` names a ``FeatureWidths`` of
+    ``networks/features.py``, e.g. ``"CAPTION_WIDTHS"``), or one that overrides :meth:`widths`."""
 
     examples = FEATURES
+    fixed_widths: str = ""
 
     def widths(self, spec):
         """The :class:`~mmali_tf.networks.features.FeatureWidths` of the modality ``spec``."""
-        raise NotImplementedError
+        from mmali_tf.networks import features
+
+        return getattr(features, self.fixed_widths)
 
     def input_spec(self, spec=None) -> InputSpec:
         return InputSpec((self.widths(spec).feature_dim,), self.examples)

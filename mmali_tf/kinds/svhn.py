@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from mmali_tf.kinds.base import ClassifierSpec, ImageKind, InputSpec, ReferenceNames
+from mmali_tf.kinds.base import ClassifierSpec, ImageKind, ReferenceNames
 
 _CONVS = {0: "conv1", 2: "conv2", 4: "conv3", 6: "conv4"}
 
@@ -17,42 +17,13 @@ def _build_classifier(protocol: str, seed: int):
 class SVHNKind(ImageKind):
     name = "svhn"
     description = "32x32x3 images, convolutional networks"
+    networks, prefix = "mmali_tf.networks.svhn", "SVHN"
     reference_names = ReferenceNames(
         encoder=_CONVS, decoder={1: "convt1", 3: "convt2", 5: "convt3", 7: "convt4"}, x_branch=_CONVS,
         xz={**{f"x_discrimination.{i}": f"x_{s}" for i, s in _CONVS.items()},
             "z_discrimination.0": "z_fc1", "z_discrimination.2": "z_fc2",
             "joint_discriminator.0": "head_fc1", "joint_discriminator.2": "head_fc2",
             "joint_discriminator.4": "head_out"})
-
-    def input_spec(self, spec=None) -> InputSpec:
-        from mmali_tf.networks.svhn import IMAGE_SHAPE
-
-        return InputSpec(IMAGE_SHAPE, self.examples)
-
-    def encoder(self, spec, latent_dim, name):
-        from mmali_tf.networks.svhn import SVHNEncoder
-
-        return SVHNEncoder(latent_dim, name=name)
-
-    def decoder(self, spec, latent_dim, name):
-        from mmali_tf.networks.svhn import SVHNDecoder
-
-        return SVHNDecoder(latent_dim, name=name)
-
-    def xz_discriminator(self, spec, latent_dim, out_dim, name):
-        from mmali_tf.networks.svhn import SVHNXZDiscriminator
-
-        return SVHNXZDiscriminator(latent_dim, out_dim, name=name)
-
-    def xz_critic(self, model):
-        from mmali_tf.networks.svhn import xz_critic
-
-        return xz_critic(model)
-
-    def x_branch(self, spec=None):
-        from mmali_tf.networks.svhn import X_BRANCH
-
-        return X_BRANCH
 
     def classifier(self) -> ClassifierSpec:
         return ClassifierSpec(build=_build_classifier, default_epochs=8)
