@@ -36,11 +36,15 @@ def targets() -> tuple[list[tuple[str, str]], str | None, str]:
     if F.workdir:
         from mmali_tf.config import ExperimentConfig
 
+        from mmali_tf.evaluation.classifiers import KINDS as CLASSIFIER_KINDS
+
         config = ExperimentConfig.from_json_file(os.path.join(F.workdir, "config.json"))
         pairs = []
-        for spec in config.model.modalities:
-            if (spec.dataset, spec.kind) not in pairs:
+        for spec in config.model.modalities:  # kinds without a classifier (feature kinds) have nothing to train
+            if spec.kind in CLASSIFIER_KINDS and (spec.dataset, spec.kind) not in pairs:
                 pairs.append((spec.dataset, spec.kind))
+        if not pairs:
+            raise ConfigError(f"no modality of {F.workdir} has a kind with a coherence classifier")
         return pairs, F.data_dir or config.data.data_dir, F.out_dir or os.path.join(F.workdir, "classifiers")
     if not F.datasets:
         raise ConfigError("give --workdir or --datasets")
