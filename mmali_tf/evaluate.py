@@ -62,7 +62,7 @@ class EvalOptions:
     xla: bool = False
     tensorboard: bool = True
     explicit_metrics: tuple[str, ...] = ()  # groups named on the command line: refused (not skipped) if inapplicable
-    cca_solver: str = "eigh"  # "eigh" (fast, same scores) or "eig" (the authors' scipy.linalg.eig, ~20 min at CUB)
+    cca_solver: str = "eigh"  # "eigh" (fast, same scores) or "eig" (the authors' scipy.linalg.eig, slow at CUB size)
 
     def resolved_classifier_dir(self, workdir: str) -> str:
         return self.classifier_dir or os.environ.get(CLASSIFIER_DIR_ENV) or os.path.join(workdir, "classifiers")
@@ -314,7 +314,7 @@ def define_flags() -> None:
     flags.DEFINE_bool("xla", False, "jit_compile the evaluation functions (slower for these convs on CPU).")
     flags.DEFINE_string("data_dir", None, "Override the run's data directory.")
     flags.DEFINE_enum("cca_solver", "eigh", ["eigh", "eig"], "CCA fit of the correlation metric: eigh (symmetric "
-                      "solver, seconds, the same scores) or eig (the authors' scipy.linalg.eig, ~20 min at CUB size).")
+                      "solver, fast, the same scores) or eig (the authors' scipy.linalg.eig, minutes at CUB size).")
     flags.DEFINE_bool("untrained", False, "Evaluate the freshly initialised model of the run's config (no checkpoint).")
     flags.DEFINE_bool("tensorboard", True, "Log the metrics to <workdir>/tensorboard.")
 

@@ -22,8 +22,8 @@ With more than two feature modalities the pair-specific keys carry the pair: ``g
 ``joint_<a>_<b>``, ``synergy_<m>_with_<other>``. The CCA is cached in the classifier directory as
 ``cca-<fingerprint>-<solver>.npz``, the fingerprint covering the train data of every view, their pairing, k and eps;
 a cached fit of other data is refitted. ``solver="eigh"`` (default) gives the authors' ``scipy.linalg.eig``
-projections up to the sign of each column, which leaves every cosine unchanged, in seconds instead of about 20 minutes
-at CUB's 3,072 stacked dimensions on a 2-core machine (``tests/test_cca.py``).
+projections up to the sign of each column, which leaves every cosine unchanged (``tests/test_cca.py``), far faster
+at CUB's 3,072 stacked dimensions (BUILD.md, "Evaluation protocol", has the timings).
 """
 
 from __future__ import annotations
