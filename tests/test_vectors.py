@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from mmali_tf.data import cub_features as cf
-from mmali_tf.data import datasets, vectors
+from mmali_tf.data import datasets
 from mmali_tf.errors import ConfigError, DataError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
