@@ -97,6 +97,11 @@ def parse_extra_unpaired(entries) -> tuple[tuple[str, int], ...]:
 
 
 def _parse_scalar(raw: str, kind, where: str):
+    if typing.get_origin(kind) is tuple:  # e.g. MLP widths: 512/256/128
+        try:
+            return tuple(int(part) for part in raw.split("/") if part)
+        except ValueError:
+            raise ConfigError(f"{where}: {raw!r} is not a /-separated list of integers") from None
     optional = type(None) in typing.get_args(kind)
     base = next((a for a in typing.get_args(kind) if a is not type(None)), kind) if optional else kind
     if optional and raw.lower() in ("", "none", "auto"):
@@ -166,9 +171,12 @@ def define_config_flags() -> None:
     flags.DEFINE_string("config", "defaults", "Preset name (" + ", ".join(_preset_names()) + ") or a .py file "
                         "defining get_config(); settings flags override it.")
     flags.DEFINE_bool("dry_run", False, "Print the resolved config and exit.")
+    from mmali_tf import kinds
+
+    flags.DEFINE_multi_string("modality_option", [], kinds.modality_option_help())
     for path, (kind, f) in _field_types().items():
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        text = f"{f.metadata['help']} (default: {_show(default)})"
+        text = f"{f.metadata['help']}{_registry_help(path)} (default: {_show(default)})"
         base = next((a for a in typing.get_args(kind) if a is not type(None)), kind)
         name = flag_name(path)
         if base is bool:
@@ -184,6 +192,20 @@ def define_config_flags() -> None:
         short = f.metadata["flag"] or path.rsplit(".", 1)[-1]
         for alias in (short,) + tuple(f.metadata["aliases"]):
             flags.DEFINE_alias(alias, name)
+
+
+def _registry_help(path: str) -> str:
+    """The registered choices of a setting whose values are registry names (read when the flags are defined)."""
+    if path == "model.modalities":
+        from mmali_tf import kinds
+        from mmali_tf.data.datasets import DATASETS
+
+        return f" Datasets: {DATASETS.help_text()}; kinds (networks): {kinds.KINDS.help_text()}."
+    if path == "model.joint_architecture":
+        from mmali_tf.networks.registry import JOINT_ARCHITECTURE_REGISTRY
+
+        return f" Registered: {JOINT_ARCHITECTURE_REGISTRY.help_text()}."
+    return ""
 
 
 def _preset_names():
@@ -202,9 +224,16 @@ def config_from_flags(flag_values=None) -> ExperimentConfig:
     """The preset of ``--config`` with every config flag that was given (command line or flagfile) applied."""
     from mmali_tf import configs
 
+    from mmali_tf import kinds
+
     values = flag_values or flags.FLAGS
     overrides = {path: values[flag_name(path)].value for path in _field_types() if values[flag_name(path)].present}
-    return configs.build(values.config, overrides)
+    config = configs.get(values.config)
+    config = apply_overrides(config, overrides)
+    if values.modality_option:
+        modalities = kinds.apply_modality_options(config.model.modalities, values.modality_option)
+        config = config.replace(model=dict(modalities=tuple(modalities)))
+    return config.validate()
 
 
 def resolved_config_from_flags() -> ExperimentConfig:

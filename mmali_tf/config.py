@@ -14,8 +14,6 @@ from typing import Any
 
 from mmali_tf.errors import ConfigError
 
-NETWORK_KINDS = ("mnist", "svhn")
-DATASETS = ("mnist", "svhn", "digits_grey28", "digits_colour32")
 SPECTRAL_NORM_UPDATES = ("per_step", "per_forward")
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -34,16 +32,34 @@ def setting(default, help: str, *, flag: str | None = None, aliases: tuple[str, 
 
 @dataclasses.dataclass(frozen=True)
 class ModalitySpec:
-    """One modality, addressed by name everywhere (never by position)."""
+    """One modality, addressed by name everywhere (never by position).
 
-    name: str  # e.g. "mnist", "svhn", "mnist_rot90"
-    kind: str  # network family: "mnist" (28x28x1 MLPs) or "svhn" (32x32x3 convnets)
-    dataset: str  # data source registered in mmali_tf.data.sources
+    ``kind`` names an entry of the modality-kind registry (:mod:`mmali_tf.kinds`), ``dataset`` one of the dataset
+    registry (:mod:`mmali_tf.data.datasets`); the kind decides which of the optional fields it reads (the others
+    must keep their defaults, which the kind checks).
+    """
+
+    name: str  # e.g. "mnist", "svhn", "mnist_rot90", "caption"
+    kind: str  # network family, e.g. "mnist" (28x28x1 MLPs), "svhn" (32x32x3 convnets), "cub_caption", "vector"
+    dataset: str  # data source registered in mmali_tf.data.datasets
     quarter_turns: int = 0  # counter-clockwise 90-degree rotations applied to the images (MultiMNIST)
     rec_weight: float = 1.0  # the authors' per-modality `mod_coeff` on reconstruction terms
+    # Feature-vector kinds whose size is not fixed ("vector"): the feature size and the MLP widths (() = the
+    # kind's default rule, networks/features.py FeatureWidths).
+    feature_dim: int = 0
+    encoder_hidden: tuple[int, ...] = ()
+    x_hidden: tuple[int, ...] = ()
+    z_hidden: tuple[int, ...] = ()
+    head_hidden: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        for key in ("encoder_hidden", "x_hidden", "z_hidden", "head_hidden"):  # JSON gives lists
+            value = getattr(self, key)
+            if isinstance(value, list):
+                object.__setattr__(self, key, tuple(value))
 
 
-MNIST_SVHN = (ModalitySpec("mnist", "mnist", "mnist"), ModalitySpec("svhn", "svhn", "svhn"))
+MNIST_SVHN = (ModalitySpec("mnist", kind="mnist", dataset="mnist"), ModalitySpec("svhn", kind="svhn", dataset="svhn"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,8 +92,8 @@ class ModelConfig:
     discriminator: str = setting("factorized", "MMALI's factorized discriminators or the single (M+1)-way joint "
                                                "baseline (docs/objective.md section 6).",
                                  choices=("factorized", "joint"))
-    joint_architecture: str = setting("dot", "The q(X) vs prod q(x_m) critic: dot (MNIST-SVHN, 2 modalities) or "
-                                             "concat (MultiMNIST).", choices=("dot", "concat"))
+    joint_architecture: str = setting("dot", "The q(X) vs prod q(x_m) critic (registered in networks/registry.py): dot "
+                                             "(MNIST-SVHN, 2 modalities), concat (MultiMNIST), feature_concat (CUB).")
     spectral_norm_updates: str = setting(
         "per_step", "Spectral-norm power iterations: per_step = one per discriminator layer and player step (critics "
                     "reuse image features; fast), per_forward = before every forward, as the authors' code "
@@ -169,13 +185,14 @@ class ExperimentConfig:
             raise ConfigError(f"need at least 2 modalities, got {list(names)}")
         if len(set(names)) != len(names):
             raise ConfigError(f"modality names must be unique, got {list(names)}")
-        for spec in m.modalities:
-            if spec.kind not in NETWORK_KINDS:
-                raise ConfigError(f"modality {spec.name!r}: unknown network kind {spec.kind!r} (choose from {NETWORK_KINDS})")
-            if spec.dataset not in DATASETS:
-                raise ConfigError(f"modality {spec.name!r}: unknown dataset {spec.dataset!r} (choose from {DATASETS})")
+        _validate_kinds_and_datasets(m.modalities)
         if not 0 <= m.style_dim < m.latent_dim:
             raise ConfigError(f"style_dim must be in [0, latent_dim), got style_dim={m.style_dim} latent_dim={m.latent_dim}")
+        from mmali_tf.networks.registry import JOINT_ARCHITECTURES
+
+        if m.joint_architecture not in JOINT_ARCHITECTURES:
+            raise ConfigError(f"joint_architecture must be one of {', '.join(JOINT_ARCHITECTURES)}, got "
+                              f"{m.joint_architecture!r}")
         if m.joint_architecture == "dot" and len(names) != 2 and m.discriminator == "factorized":
             raise ConfigError("the 'dot' joint discriminator needs exactly 2 modalities; use 'concat'")
         for name, count in d.extra_unpaired:
@@ -242,3 +259,28 @@ def _check_settings(section) -> None:
             raise ConfigError(f"{where} must be >= {meta['lower']}, got {value}")
         if meta["upper"] is not None and value > meta["upper"]:
             raise ConfigError(f"{where} must be <= {meta['upper']}, got {value}")
+
+
+def _validate_kinds_and_datasets(modalities) -> None:
+    """Each modality's kind and dataset are registered, the kind accepts the spec's fields, the dataset delivers
+    what the kind models (pixels or feature vectors), and all datasets pair their examples the same way."""
+    from mmali_tf import kinds
+    from mmali_tf.data import datasets
+
+    pairings = {}
+    for spec in modalities:
+        if spec.kind not in kinds.KINDS:
+            raise ConfigError(f"modality {spec.name!r}: unknown network kind {spec.kind!r} (choose from "
+                              f"{', '.join(kinds.KINDS.names())})")
+        if spec.dataset not in datasets.DATASETS:
+            raise ConfigError(f"modality {spec.name!r}: unknown dataset {spec.dataset!r} (choose from "
+                              f"{', '.join(datasets.DATASETS.names())})")
+        kind, dataset = kinds.KINDS.get(spec.kind), datasets.DATASETS.get(spec.dataset)
+        kind.check(spec)
+        if dataset.examples != kind.examples:
+            raise ConfigError(f"modality {spec.name!r}: dataset {spec.dataset!r} holds {dataset.examples}, but "
+                              f"kind {spec.kind!r} models {kind.examples}")
+        pairings.setdefault(dataset.pairing, spec.dataset)
+    if len(pairings) > 1:
+        raise ConfigError("datasets paired by label and datasets paired by row cannot be mixed: "
+                          + ", ".join(f"{name} ({how})" for how, name in pairings.items()))

@@ -1,12 +1,15 @@
 """Evaluate a run: ``python -m mmali_tf.evaluate --workdir=runs/x [--checkpoint=...] [--metrics=latent,coherence]
-[--protocol=clean|reference] [--classifier_dir=...]``.
+[--protocol=clean|reference] [--classifier_dir=...] [--cca_solver=eigh|eig]``.
 
-Restores the EMA encoders/decoders of the latest (or the given) checkpoint, computes the metrics of
-:mod:`mmali_tf.evaluation`, prints a Markdown table and writes ``<workdir>/metrics.json`` and ``metrics.md``
+Restores the EMA encoders/decoders of the latest (or the given) checkpoint, computes the selected metric groups of
+the registry :mod:`mmali_tf.evaluation.metrics` that apply to the model (coherence and the latent probe for the
+digit experiments, CCA correlation for feature modalities such as CUB's; ``--metrics=all``, the default, runs every
+group that applies), prints a Markdown table and writes ``<workdir>/metrics.json`` and ``metrics.md``
 (``metrics_reference.*`` under ``--protocol=reference``), appends to ``metrics_history.jsonl`` and logs every value to
 TensorBoard (``<workdir>/tensorboard``) at the checkpoint's step. Coherence classifiers are read from
 ``--classifier_dir`` (default ``$MMALI_CLASSIFIER_DIR``, else ``<workdir>/classifiers``), trained there if missing,
-and refused if their checksum does not match.
+and refused if their checksum does not match. The CCA of the correlation metric is fitted on the train pairs and
+cached in the same directory, keyed by a fingerprint of the train data.
 
 Training calls :func:`evaluate_in_training` every ``--eval_every`` steps and at the end with ``--eval_at_end``.
 """
@@ -25,27 +28,23 @@ from absl import flags  # noqa: E402
 
 from mmali_tf.errors import ConfigError, MMALIError  # noqa: E402
 
-METRIC_GROUPS = ("latent", "cross", "joint", "synergy")
-ALIASES = {"coherence": ("cross", "joint", "synergy"), "all": METRIC_GROUPS}
 CLASSIFIER_DIR_ENV = "MMALI_CLASSIFIER_DIR"
 
 
+def _metrics():
+    from mmali_tf.evaluation import metrics
+
+    return metrics
+
+
 def parse_metrics(items) -> tuple[str, ...]:
-    """``["latent", "coherence"]`` → ``("latent", "cross", "joint", "synergy")`` in canonical order."""
-    chosen = set()
-    for item in items:
-        item = item.strip()
-        if not item:
-            continue
-        if item in ALIASES:
-            chosen.update(ALIASES[item])
-        elif item in METRIC_GROUPS:
-            chosen.add(item)
-        else:
-            raise ConfigError(f"unknown metric {item!r}: choose from {', '.join(METRIC_GROUPS + tuple(ALIASES))}")
-    if not chosen:
-        raise ConfigError("--metrics selects nothing")
-    return tuple(m for m in METRIC_GROUPS if m in chosen)
+    """``["latent", "coherence"]`` → ``("latent", "cross", "joint", "synergy")``: registered groups
+    (:mod:`mmali_tf.evaluation.metrics`) in registry order."""
+    return _metrics().parse_metrics(items)
+
+
+METRIC_GROUPS = parse_metrics(["all"])
+"""Every registered metric group (at import time; :func:`parse_metrics` reads the registry each call)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +61,8 @@ class EvalOptions:
     seed: int = 0
     xla: bool = False
     tensorboard: bool = True
+    explicit_metrics: tuple[str, ...] = ()  # groups named on the command line: refused (not skipped) if inapplicable
+    cca_solver: str = "eigh"  # "eigh" (fast, same scores) or "eig" (the authors' scipy.linalg.eig, slow at CUB size)
 
     def resolved_classifier_dir(self, workdir: str) -> str:
         return self.classifier_dir or os.environ.get(CLASSIFIER_DIR_ENV) or os.path.join(workdir, "classifiers")
@@ -69,9 +70,8 @@ class EvalOptions:
 
 def load_classifiers(config, options: EvalOptions, workdir: str, print_fn=print) -> tuple[dict, dict]:
     """{modality: ModalityClassifier} and {modality: sidecar info}; one classifier per (kind, dataset)."""
-    from mmali_tf.data import load_dataset
+    from mmali_tf.data import data_label, load_dataset
     from mmali_tf.evaluation import classifiers as clf
-    from mmali_tf.evaluation.report import data_label
 
     directory = options.resolved_classifier_dir(workdir)
     settings = clf.TrainSettings(epochs=options.classifier_epochs or None, seed=options.seed)
@@ -80,8 +80,9 @@ def load_classifiers(config, options: EvalOptions, workdir: str, print_fn=print)
     for spec in config.model.modalities:
         key = (spec.kind, spec.dataset)
         if key not in cache:
-            train = load_dataset(spec.dataset, "train", d.data_dir, tfds_data_dir=d.tfds_data_dir, download=d.download)
-            test = load_dataset(spec.dataset, "test", d.data_dir, tfds_data_dir=d.tfds_data_dir, download=d.download)
+            train, test = (load_dataset(spec.dataset, split, d.data_dir, modality=spec.name,
+                                        tfds_data_dir=d.tfds_data_dir, download=d.download)
+                           for split in ("train", "test"))
             model, info = clf.get_classifier(spec.kind, spec.dataset, train, test, directory, options.protocol,
                                              settings, train_if_missing=options.train_classifiers, print_fn=print_fn)
             info = {k: v for k, v in info.items() if k != "history"}
@@ -118,85 +119,142 @@ def evaluate_model(model, config, workdir: str, step: int, checkpoint: str | Non
                                notes)
 
 
+class EvalContext:
+    """What the metric groups of one evaluation share: the model, its config and options, the data (loaded on first
+    use), the classifiers, the encodings of the test examples and a memo for results computed once for several
+    groups. Passed to each :class:`mmali_tf.evaluation.metrics.Metric`'s ``run``."""
+
+    def __init__(self, model, config, workdir: str, options: EvalOptions, selected, classifiers: dict,
+                 print_fn=print):
+        from mmali_tf.evaluation import coherence, latent
+
+        self.model, self.config, self.workdir, self.options = model, config, workdir, options
+        self.selected = tuple(selected)
+        self.classifiers = classifiers
+        self.print_fn = print_fn
+        self.encodings: dict = {}
+        self.probe_settings = latent.ProbeSettings(epochs=options.probe_epochs, seed=options.seed)
+        self.coherence_settings = coherence.CoherenceSettings(
+            batch_size=options.batch_size, num_prior=options.num_prior, seed=options.seed,
+            max_pairs=options.max_pairs, jit_compile=options.xla)
+        self.timings: dict[str, float] = {}
+        self.settings: dict = {}  # per-group settings a metric records for metrics.json
+        self._memo: dict = {}
+
+    def memo(self, key, compute):
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    def _timed_load(self, key, compute):
+        def timed():
+            t0 = time.perf_counter()
+            value = compute()
+            self.timings["load_data"] = self.timings.get("load_data", 0.0) + time.perf_counter() - t0
+            return value
+        return self.memo(key, timed)
+
+    def test_splits(self) -> dict:
+        from mmali_tf import training_data
+
+        return self._timed_load("test_splits", lambda: training_data.load_modalities(self.config, "test"))
+
+    def train_splits(self) -> dict:
+        from mmali_tf import training_data
+
+        return self._timed_load("train_splits", lambda: training_data.load_modalities(self.config, "train"))
+
+    def test_pairs(self) -> dict:
+        from mmali_tf import training_data
+
+        return self._timed_load("test_pairs", lambda: training_data.make_pairs(self.config, self.test_splits(),
+                                                                                 "test"))
+
+    def train_pairs(self) -> dict:
+        from mmali_tf import training_data
+
+        return self._timed_load("train_pairs", lambda: training_data.make_pairs(self.config, self.train_splits(),
+                                                                                  "train"))
+
+    def loaded(self, key: str) -> bool:
+        return key in self._memo
+
+
 def _evaluate_model(model, config, workdir, step, checkpoint, options, print_fn, write, loaded, extra_notes) -> dict:
     from mmali_tf import training_data
-    from mmali_tf.data import pairing_summary
+    from mmali_tf.data import DATASETS
     from mmali_tf.evaluation import classifiers as clf
-    from mmali_tf.evaluation import coherence, latent, report
+    from mmali_tf.evaluation import metrics as registry
+    from mmali_tf.evaluation import report
 
     clf.check_protocol(options.protocol)
     started = time.perf_counter()
-    timings = {}
-    metrics: dict[str, float] = {}
-    wants = set(options.metrics)
-
-    t0 = time.perf_counter()
-    test_splits = training_data.load_modalities(config, "test")
-    train_splits = training_data.load_modalities(config, "train") if "latent" in wants else None
-    pairs = training_data.make_pairs(config, test_splits, "test") if wants & {"cross", "synergy"} else None
-    timings["load_data"] = time.perf_counter() - t0
-
+    selected, skipped = registry.select(config, options.metrics, options.explicit_metrics)
+    for name, why in skipped.items():
+        print_fn(f"metric {name} skipped: {why}")
     classifiers, classifier_info = {}, {}
-    if wants & {"cross", "joint", "synergy"}:
+    if any(registry.METRICS.get(name).needs_classifiers for name in selected):
         if loaded is None:  # the command line loads them before the model (timed there, not here)
             t0 = time.perf_counter()
             loaded = load_classifiers(config, options, workdir, print_fn)
-            timings["classifiers"] = time.perf_counter() - t0
+            classifier_seconds = time.perf_counter() - t0
+        else:
+            classifier_seconds = None
         classifiers, classifier_info = loaded
         for name, info in classifier_info.items():
             print_fn(f"classifier for {name}: {info['kind']} on {info['data_label']}, test accuracy "
                      f"{info['test_accuracy']:.4f} ({os.path.basename(info['path'])})")
+    else:
+        classifier_seconds = None
 
-    encodings: dict = {}
-    probe = latent.ProbeSettings(epochs=options.probe_epochs, seed=options.seed)
-    coh = coherence.CoherenceSettings(batch_size=options.batch_size, num_prior=options.num_prior, seed=options.seed,
-                                      max_pairs=options.max_pairs, jit_compile=options.xla)
-    if "latent" in wants:
+    ctx = EvalContext(model, config, workdir, options, selected, classifiers, print_fn)
+    ctx.test_splits()
+    if classifier_seconds is not None:
+        ctx.timings["classifiers"] = classifier_seconds
+    values: dict[str, float] = {}
+    for name in selected:
         t0 = time.perf_counter()
-        print_fn(f"latent probe ({options.protocol} protocol, {probe.epochs} epochs)")
-        metrics.update(latent.latent_accuracy(model, train_splits, test_splits, options.protocol, probe, encodings,
-                                              batch_size=options.batch_size, jit_compile=options.xla,
-                                              print_fn=print_fn))
-        timings["latent"] = time.perf_counter() - t0
-    if wants & {"cross", "synergy"}:
-        t0 = time.perf_counter()
-        metrics.update(coherence.cross_and_synergy(model, test_splits, pairs, classifiers, coh,
-                                                   cross="cross" in wants, synergy="synergy" in wants,
-                                                   encodings=encodings, print_fn=print_fn))
-        timings["cross_synergy"] = time.perf_counter() - t0
-    if "joint" in wants:
-        t0 = time.perf_counter()
-        metrics.update(coherence.joint_coherence(model, classifiers, coh, print_fn=print_fn))
-        timings["joint"] = time.perf_counter() - t0
+        values.update(registry.METRICS.get(name).run(ctx))
+        ctx.timings[name] = time.perf_counter() - t0
 
     data = {}
     for spec in config.model.modalities:
-        test = test_splits[spec.name]
+        test = ctx.test_splits()[spec.name]
         entry = {"dataset": spec.dataset, "kind": spec.kind, "quarter_turns": spec.quarter_turns,
-                 "label": report.data_label(spec.dataset, test.source), "test": report.split_record(test)}
-        if train_splits is not None:
-            entry["train"] = report.split_record(train_splits[spec.name])
+                 "label": DATASETS.get(spec.dataset).label(test.source), "test": report.split_record(test)}
+        if ctx.loaded("train_splits"):
+            entry["train"] = report.split_record(ctx.train_splits()[spec.name])
         data[spec.name] = entry
     pairing = None
-    if pairs is not None:
+    if ctx.loaded("test_pairs"):
+        pairs = ctx.test_pairs()
         num = len(next(iter(pairs.values())))
         pairing = {"split": "test", "num_pairs": num, "evaluated_pairs": min(num, options.max_pairs or num),
-                   "data_multiplication": config.data.data_multiplication, "use_all": True, "percentage": 1.0,
-                   "seed": config.data.seed + 1, "summary": pairing_summary(pairs)}
+                   "mode": training_data.pairing_mode(config), "summary": training_data.pairing_summary(config, pairs)}
+        if pairing["mode"] == "label":
+            pairing.update({"data_multiplication": config.data.data_multiplication, "use_all": True,
+                            "percentage": 1.0, "seed": config.data.seed + 1})
     notes = list(extra_notes)
-    if any("stand-in" in d["label"] for d in data.values()):
-        notes.append("SVHN stand-in: synthetic digits in SVHN's layout, not genuine SVHN; figures are not comparable "
-                     "with the paper's SVHN numbers.")
+    for spec in config.model.modalities:
+        dataset = DATASETS.get(spec.dataset)
+        note = dataset.standin_note
+        if "stand-in" in data[spec.name]["label"] and note and note not in notes:
+            notes.append(note)
     if options.max_pairs and pairing and pairing["evaluated_pairs"] < pairing["num_pairs"]:
         notes.append(f"only {options.max_pairs:,} evenly spaced test pairs (all classes) were evaluated (--max_pairs).")
-    settings = {"metrics": list(options.metrics), "seed": options.seed, "batch_size": options.batch_size,
-                "probe": dataclasses.asdict(probe), "probe_features": "sampled latent" if options.protocol ==
-                "reference" else "posterior mean",
-                "coherence": dataclasses.asdict(coh), "classifier_dir": options.resolved_classifier_dir(workdir),
-                "classifier_epochs": options.classifier_epochs or dict(clf.DEFAULT_EPOCHS)}
-    record = report.build_record(metrics=metrics, protocol=options.protocol, step=step, checkpoint=checkpoint,
+    settings = {"metrics": list(selected), "skipped_metrics": skipped, "seed": options.seed,
+                "batch_size": options.batch_size}
+    if "latent" in selected:
+        settings.update({"probe": dataclasses.asdict(ctx.probe_settings),
+                         "probe_features": "sampled latent" if options.protocol == "reference" else "posterior mean"})
+    if set(selected) & {"cross", "joint", "synergy"}:
+        settings.update({"coherence": dataclasses.asdict(ctx.coherence_settings),
+                         "classifier_dir": options.resolved_classifier_dir(workdir),
+                         "classifier_epochs": options.classifier_epochs or dict(clf.DEFAULT_EPOCHS)})
+    settings.update(ctx.settings)
+    record = report.build_record(metrics=values, protocol=options.protocol, step=step, checkpoint=checkpoint,
                                  workdir=workdir, data=data, pairing=pairing, classifiers=classifier_info,
-                                 settings=settings, wall_time=time.perf_counter() - started, timings=timings,
+                                 settings=settings, wall_time=time.perf_counter() - started, timings=ctx.timings,
                                  notes=notes)
     if write:
         record["outputs"] = report.write_outputs(record, workdir, log_to_tensorboard=options.tensorboard)
@@ -238,8 +296,7 @@ def define_flags() -> None:
     flags.DEFINE_string("workdir", None, "Run directory written by mmali_tf.train (config.json, checkpoints/).",
                         required=True)
     flags.DEFINE_string("checkpoint", None, "Checkpoint to evaluate (default: the latest in <workdir>/checkpoints).")
-    flags.DEFINE_list("metrics", ["all"],
-                      "Metric groups: latent, cross, joint, synergy; coherence = cross,joint,synergy; all.")
+    flags.DEFINE_list("metrics", ["all"], _metrics().help_text())
     flags.DEFINE_enum("protocol", "clean", ["clean", "reference"],
                       "clean: classifiers selected on held-out train data, posterior-mean probe, final epoch. "
                       "reference: the authors' protocol (test-set selection, always-on MNIST-classifier dropout, "
@@ -256,6 +313,8 @@ def define_flags() -> None:
     flags.DEFINE_integer("seed", 0, "Seed of the evaluation noise, the probe and classifier training.", lower_bound=0)
     flags.DEFINE_bool("xla", False, "jit_compile the evaluation functions (slower for these convs on CPU).")
     flags.DEFINE_string("data_dir", None, "Override the run's data directory.")
+    flags.DEFINE_enum("cca_solver", "eigh", ["eigh", "eig"], "CCA fit of the correlation metric: eigh (symmetric "
+                      "solver, fast, the same scores) or eig (the authors' scipy.linalg.eig, minutes at CUB size).")
     flags.DEFINE_bool("untrained", False, "Evaluate the freshly initialised model of the run's config (no checkpoint).")
     flags.DEFINE_bool("tensorboard", True, "Log the metrics to <workdir>/tensorboard.")
 
@@ -277,14 +336,17 @@ def main(argv) -> None:
     if F.data_dir:
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, data_dir=F.data_dir))
     config = config.validate()
+    explicit = tuple(m.strip() for m in F.metrics if m.strip() in _metrics().METRICS)
     options = EvalOptions(metrics=parse_metrics(F.metrics), protocol=F.protocol, classifier_dir=F.classifier_dir,
                           train_classifiers=F.train_classifiers, classifier_epochs=F.classifier_epochs,
                           probe_epochs=F.probe_epochs, batch_size=F.batch_size, num_prior=F.num_prior,
-                          max_pairs=F.max_pairs, seed=F.seed, xla=F.xla, tensorboard=F.tensorboard)
+                          max_pairs=F.max_pairs, seed=F.seed, xla=F.xla, tensorboard=F.tensorboard,
+                          explicit_metrics=explicit, cca_solver=F.cca_solver)
     if F.untrained and F.checkpoint:
         raise ConfigError("--untrained and --checkpoint exclude each other")
     loaded = None
-    if set(options.metrics) & {"cross", "joint", "synergy"}:  # before the model: a bad classifier fails fast
+    selected, _ = _metrics().select(config, options.metrics, options.explicit_metrics)
+    if any(_metrics().METRICS.get(m).needs_classifiers for m in selected):  # before the model: fail fast
         loaded = load_classifiers(config, options, workdir, print_fn=lambda s: print(s, flush=True))
     # The networks exactly as training.build_model initialises them (same seed, same construction order), without
     # the optimizers and discriminator tracing that evaluation does not need.

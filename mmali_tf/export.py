@@ -6,7 +6,9 @@ The export directory follows TensorFlow Serving's ``<model name>/<integer versio
 hidden temporary directory beside the target and renamed into place, so a server watching ``exports/mmali/``
 never sees a half-written version, and an existing version is only replaced with ``--overwrite``.
 
-Signatures, for every modality ``m`` and ordered pair of modalities ``(a, b)`` (batch dimension dynamic):
+Signatures, for every modality ``m`` and ordered pair of modalities ``(a, b)`` (batch dimension dynamic), shown for
+image modalities; a feature-vector modality (kinds ``cub_caption``, ``cub_image``, ``vector``) takes and returns
+``features`` float32 ``[B, D]`` (values as in its training data, no range) where an image modality has ``images``:
 
 =====================================  ===========================================  ==================================
 signature                              inputs                                       outputs
@@ -26,13 +28,14 @@ signature                              inputs                                   
 =====================================  ===========================================  ==================================
 
 Every signature that takes images also exists as ``<name>_uint8`` taking uint8 images in 0..255 (divided by 255,
-as the training pipeline does). Latent codes are posterior *means* (deterministic); ``z = [style | content]``.
+as the training pipeline does); feature inputs have no uint8 variant (in a ``_uint8`` signature they stay float32).
+Latent codes are posterior *means* (deterministic); ``z = [style | content]``.
 ``sample_joint`` draws ``z = tf.random.stateless_normal([num_samples, L], seed=[seed, 0])``, so a seed always gives
 the same images. The ``_with_style`` signatures are omitted when the model has no style code (``style_dim=0``).
 
 Inputs are checked inside the graph (also under TensorFlow Serving, which does not check shapes against the
-signature): image shape, float range [0, 1] (NaN rejected), equal batch sizes, finite latent codes,
-1 <= num_samples <= MAX_SAMPLES. A failed check is an ``InvalidArgumentError`` whose message names the problem.
+signature): image shape, float range [0, 1] (NaN rejected), feature size and finiteness, equal batch sizes, finite
+latent codes, 1 <= num_samples <= MAX_SAMPLES. A failed check is an ``InvalidArgumentError`` whose message names the problem.
 
 A JSON description of the export (modalities, latent split, step, checkpoint, config, data fingerprints,
 signatures, versions) is written to ``<export_dir>/assets.extra/mmali_metadata.json`` (TF Serving's place for
@@ -56,9 +59,8 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import mmali_tf  # noqa: E402
-from mmali_tf import losses  # noqa: E402
+from mmali_tf import kinds, losses  # noqa: E402
 from mmali_tf.errors import MMALIError  # noqa: E402
-from mmali_tf.networks.registry import IMAGE_SHAPES  # noqa: E402
 
 METADATA_PATH = os.path.join("assets.extra", "mmali_metadata.json")
 FINGERPRINTS_FILE = "data_fingerprints.json"
@@ -99,6 +101,12 @@ def check_images(x: tf.Tensor, name: str, shape: tuple[int, ...]) -> tf.Tensor:
                     "got min, max", tf.reduce_min(x), tf.reduce_max(x))
 
 
+def check_features(x: tf.Tensor, name: str, dim: int) -> tf.Tensor:
+    """Validate a batch of feature vectors of modality ``name``: shape ``[batch, dim]`` and finite values."""
+    x = _checked(x, _has_shape(x, (dim,)), f"{name} features must have shape [batch, {dim}]; got shape", tf.shape(x))
+    return _checked(x, tf.reduce_all(tf.math.is_finite(x)), f"{name} features must be finite")
+
+
 def check_codes(x: tf.Tensor, what: str, dim: int) -> tf.Tensor:
     """Validate a batch of latent codes ``[batch, dim]``: shape and finiteness."""
     x = _checked(x, _has_shape(x, (dim,)), f"{what} must have shape [batch, {dim}]; got shape", tf.shape(x))
@@ -122,7 +130,9 @@ class _Endpoints:
     def __init__(self, model):
         cfg = model.config.model
         self.names = list(cfg.names)
-        self.shapes = {s.name: tuple(IMAGE_SHAPES[s.kind]) for s in cfg.modalities}
+        specs = {s.name: kinds.input_spec(s) for s in cfg.modalities}
+        self.shapes = {n: tuple(spec.shape) for n, spec in specs.items()}
+        self.is_image = {n: spec.examples == kinds.PIXELS for n, spec in specs.items()}
         self.latent_dim, self.style_dim, self.content_dim = cfg.latent_dim, cfg.style_dim, cfg.content_dim
         self.encoders = model.ema_encoders
         self.decoders = model.ema_decoders
@@ -134,8 +144,20 @@ class _Endpoints:
     def _decode(self, m, style, content):
         return self.decoders[m](tf.concat([style, content], axis=-1), training=False)
 
-    def image_spec(self, m, dtype):
-        return tf.TensorSpec([None, *self.shapes[m]], dtype, name="images")
+    def key(self, m) -> str:
+        """The input / output name of modality ``m``'s examples: ``images`` or ``features``."""
+        return "images" if self.is_image[m] else "features"
+
+    def checked(self, m, x):
+        """``x`` (examples of ``m``) after the in-graph checks, as the networks see them."""
+        if self.is_image[m]:
+            return check_images(x, m, self.shapes[m])
+        return check_features(x, m, self.shapes[m][0])
+
+    def image_spec(self, m, dtype, name=None):
+        """The input spec of ``m``'s examples; ``dtype`` uint8 applies to images only (features stay float32)."""
+        dtype = dtype if self.is_image[m] else tf.float32
+        return tf.TensorSpec([None, *self.shapes[m]], dtype, name=name or self.key(m))
 
     def code_spec(self, name, dim):
         return tf.TensorSpec([None, dim], tf.float32, name=name)
@@ -143,7 +165,7 @@ class _Endpoints:
     # -- the signatures
     def encode(self, m):
         def fn(images):
-            mean, logvar = self._posterior(m, check_images(images, m, self.shapes[m]))
+            mean, logvar = self._posterior(m, self.checked(m, images))
             return {"mean": mean, "logvar": logvar, "style": mean[:, : self.style_dim],
                     "content": mean[:, self.style_dim:]}
         return fn
@@ -153,27 +175,28 @@ class _Endpoints:
             content = check_codes(content, "content", self.content_dim)
             style = check_codes(style, "style", self.style_dim)
             content, style = check_same_batch({"content": content, "style": style}, f"decode_{m}")
-            return {"images": self._decode(m, style, content)}
+            return {self.key(m): self._decode(m, style, content)}
         return fn
 
     def translate(self, a, b):
         def fn(images):
-            mean, _ = self._posterior(a, check_images(images, a, self.shapes[a]))
-            return {"images": self._decode(b, mean[:, : self.style_dim], mean[:, self.style_dim:])}
+            mean, _ = self._posterior(a, self.checked(a, images))
+            return {self.key(b): self._decode(b, mean[:, : self.style_dim], mean[:, self.style_dim:])}
         return fn
 
     def translate_with_style(self, a, b):
         def fn(images, style):
-            images = check_images(images, a, self.shapes[a])
+            images = self.checked(a, images)
             style = check_codes(style, "style", self.style_dim)
-            images, style = check_same_batch({"images": images, "style": style}, f"translate_{a}_to_{b}_with_style")
+            images, style = check_same_batch({self.key(a): images, "style": style},
+                                             f"translate_{a}_to_{b}_with_style")
             mean, _ = self._posterior(a, images)
-            return {"images": self._decode(b, style, mean[:, self.style_dim:])}
+            return {self.key(b): self._decode(b, style, mean[:, self.style_dim:])}
         return fn
 
     def reconstruct_joint(self):
         def fn(inputs):
-            images = {m: check_images(inputs[m], m, self.shapes[m]) for m in self.names}
+            images = {m: self.checked(m, inputs[m]) for m in self.names}
             images = dict(zip(self.names, check_same_batch(images, "reconstruct_joint")))
             posteriors = {m: self._posterior(m, images[m]) for m in self.names}
             joint_mean, _ = losses.geometric_mean_posterior([posteriors[m][0] for m in self.names],
@@ -185,7 +208,7 @@ class _Endpoints:
         return fn
 
     def reconstruct_joint_specs(self, dtype):
-        return {m: tf.TensorSpec([None, *self.shapes[m]], dtype, name=m) for m in self.names}
+        return {m: self.image_spec(m, dtype, name=m) for m in self.names}
 
     def sample_joint(self):
         def fn(num_samples, seed):
@@ -198,6 +221,10 @@ class _Endpoints:
             return out
         return fn
 
+    def _variants(self, *modalities):
+        """("", float32), plus ("_uint8", uint8) when one of ``modalities`` is an image modality."""
+        return (("", tf.float32),) + ((("_uint8", tf.uint8),) if any(self.is_image[m] for m in modalities) else ())
+
     def all(self) -> list[tuple[str, object, list]]:
         """(signature name, function, input signature) for every signature, ``serving_default`` first."""
         out = []
@@ -205,17 +232,17 @@ class _Endpoints:
         first = pairs[0]
         out.append(("serving_default", self.translate(*first), [self.image_spec(first[0], tf.float32)]))
         for m in self.names:
-            for suffix, dtype in (("", tf.float32), ("_uint8", tf.uint8)):
+            for suffix, dtype in self._variants(m):
                 out.append((f"encode_{m}{suffix}", self.encode(m), [self.image_spec(m, dtype)]))
             out.append((f"decode_{m}", self.decode(m),
                         [self.code_spec("content", self.content_dim), self.code_spec("style", self.style_dim)]))
         for a, b in pairs:
-            for suffix, dtype in (("", tf.float32), ("_uint8", tf.uint8)):
+            for suffix, dtype in self._variants(a):
                 out.append((f"translate_{a}_to_{b}{suffix}", self.translate(a, b), [self.image_spec(a, dtype)]))
                 if self.style_dim > 0:
                     out.append((f"translate_{a}_to_{b}_with_style{suffix}", self.translate_with_style(a, b),
                                 [self.image_spec(a, dtype), self.code_spec("style", self.style_dim)]))
-        for suffix, dtype in (("", tf.float32), ("_uint8", tf.uint8)):
+        for suffix, dtype in self._variants(*self.names):
             out.append((f"reconstruct_joint{suffix}", self.reconstruct_joint(), [self.reconstruct_joint_specs(dtype)]))
         out.append(("sample_joint", self.sample_joint(),
                     [tf.TensorSpec([], tf.int32, name="num_samples"), tf.TensorSpec([], tf.int64, name="seed")]))
@@ -267,13 +294,19 @@ def build_metadata(model, step: int, signatures: dict, extra: dict | None = None
     cfg = config.model
     modalities = []
     for spec in cfg.modalities:
-        shape = list(IMAGE_SHAPES[spec.kind])
-        modalities.append({
-            "name": spec.name, "kind": spec.kind, "dataset": spec.dataset, "quarter_turns": spec.quarter_turns,
-            "image_shape": shape,
-            "inputs": {"float32": "values in [0, 1]", "uint8": "values in 0..255 (signatures ending in _uint8)"},
-            "outputs": "float32 in [0, 1]",
-        })
+        example = kinds.input_spec(spec)
+        entry = {"name": spec.name, "kind": spec.kind, "dataset": spec.dataset, "quarter_turns": spec.quarter_turns,
+                 "input_shape": list(example.shape)}
+        if example.examples == kinds.PIXELS:
+            entry.update({"image_shape": list(example.shape), "input_name": "images",
+                          "inputs": {"float32": "values in [0, 1]",
+                                     "uint8": "values in 0..255 (signatures ending in _uint8)"},
+                          "outputs": "float32 in [0, 1]"})
+        else:
+            entry.update({"feature_dim": int(example.shape[0]), "input_name": "features",
+                          "inputs": {"float32": "feature values as in the training data (finite)"},
+                          "outputs": "float32 features (linear decoder)"})
+        modalities.append(entry)
     metadata = {
         "format": "mmali_tf SavedModel export",
         "format_version": 1,

@@ -1,4 +1,8 @@
-"""Sample and translation grids from the EMA networks (TensorBoard images and PNG files)."""
+"""Sample and translation grids from the EMA networks (TensorBoard images and PNG files).
+
+Each modality's kind draws its rows (:meth:`mmali_tf.kinds.base.ModalityKind.render`): image kinds with
+:func:`tile`, feature kinds as grey-level rasters of their vectors (:mod:`mmali_tf.kinds.features`).
+"""
 
 from __future__ import annotations
 
@@ -72,6 +76,9 @@ def translation_grids(model, batch: Mapping[str, np.ndarray], seed: int = 0) -> 
                                                     [p[1] for p in posteriors.values()])
     num = int(next(iter(batch.values())).shape[0])
     z_prior = noise.normal("images/prior", [num, model.config.model.latent_dim])
+    from mmali_tf import kinds
+
+    specs = {spec.name: spec for spec in model.config.model.modalities}
     grids = {}
     for m in names:
         dec = model.ema_decoders[m]
@@ -84,7 +91,7 @@ def translation_grids(model, batch: Mapping[str, np.ndarray], seed: int = 0) -> 
         rows.append(dec(lat.join(lat.style(z_mean[m]), lat.content(joint_mean)), training=False))
         rows.append(dec(z_prior, training=False))
         labels += ["joint posterior", "prior sample"]
-        grids[m] = tile([np.asarray(r) for r in rows], labels=labels, title=f"decoded as {m}")
+        grids[m] = kinds.kind_of(specs[m]).render([np.asarray(r) for r in rows], labels=labels, title=f"decoded as {m}")
     return grids
 
 

@@ -40,8 +40,8 @@ class MMALI(keras.Model):
             self._build_players(cfg)
         for spec in cfg.modalities:
             n = spec.name
-            ema_enc = registry.build_encoder(spec.kind, latent_dim, name=f"ema_enc_{n}")
-            ema_dec = registry.build_decoder(spec.kind, latent_dim, name=f"ema_dec_{n}")
+            ema_enc = registry.build_encoder(spec, latent_dim, name=f"ema_enc_{n}")
+            ema_dec = registry.build_decoder(spec, latent_dim, name=f"ema_dec_{n}")
             ema_enc.set_weights(getattr(self, f"enc_{n}").get_weights())
             ema_dec.set_weights(getattr(self, f"dec_{n}").get_weights())
             ema_enc.trainable = False
@@ -57,17 +57,16 @@ class MMALI(keras.Model):
         latent_dim, num = cfg.latent_dim, len(cfg.names)
         for spec in cfg.modalities:
             n = spec.name
-            setattr(self, f"enc_{n}", registry.build_encoder(spec.kind, latent_dim, name=f"enc_{n}"))
-            setattr(self, f"dec_{n}", registry.build_decoder(spec.kind, latent_dim, name=f"dec_{n}"))
+            setattr(self, f"enc_{n}", registry.build_encoder(spec, latent_dim, name=f"enc_{n}"))
+            setattr(self, f"dec_{n}", registry.build_decoder(spec, latent_dim, name=f"dec_{n}"))
             if cfg.discriminator == "factorized":
-                setattr(self, f"d0_{n}", registry.build_xz_discriminator(spec.kind, latent_dim, num + 1, name=f"d0_{n}"))
-                setattr(self, f"d1_{n}", registry.build_xz_discriminator(spec.kind, latent_dim, 1, name=f"d1_{n}"))
-        kinds = [spec.kind for spec in cfg.modalities]
+                setattr(self, f"d0_{n}", registry.build_xz_discriminator(spec, latent_dim, num + 1, name=f"d0_{n}"))
+                setattr(self, f"d1_{n}", registry.build_xz_discriminator(spec, latent_dim, 1, name=f"d1_{n}"))
         if cfg.discriminator == "factorized":
-            self.d_joint = registry.build_joint_discriminator(kinds, cfg.joint_architecture, name="d_joint")
+            self.d_joint = registry.build_joint_discriminator(cfg.modalities, cfg.joint_architecture, name="d_joint")
         else:
             self.d_joint_xz = registry.build_joint_xz_discriminator(
-                kinds, num * cfg.style_dim + cfg.content_dim, name="d_joint_xz")
+                cfg.modalities, num * cfg.style_dim + cfg.content_dim, name="d_joint_xz")
 
     # ------------------------------------------------------------------ name-keyed views of the direct attributes
     @property
@@ -112,12 +111,12 @@ class MMALI(keras.Model):
                                    d_baseline=nets.d_baseline.plain() if nets.d_baseline else None)
 
     def _make_critics(self) -> Networks:
-        kinds = {m.name: m.kind for m in self.config.model.modalities}
+        specs = {m.name: m for m in self.config.model.modalities}
         if self.config.model.discriminator == "joint":
             return Networks(self.encoders, self.decoders, d_baseline=registry.joint_critic(self.d_joint_xz))
         return Networks(self.encoders, self.decoders,
-                        d0={n: registry.xz_critic(kinds[n], getattr(self, f"d0_{n}")) for n in self.names},
-                        d1={n: registry.xz_critic(kinds[n], getattr(self, f"d1_{n}")) for n in self.names},
+                        d0={n: registry.xz_critic(specs[n], getattr(self, f"d0_{n}")) for n in self.names},
+                        d1={n: registry.xz_critic(specs[n], getattr(self, f"d1_{n}")) for n in self.names},
                         dj=registry.joint_critic(self.d_joint))
 
     def use_noise(self, source) -> None:
@@ -159,7 +158,7 @@ class MMALI(keras.Model):
     def loss_term_names(self) -> tuple[list[str], list[str]]:
         """Names of the D and G terms, found by tracing the objective symbolically (nothing runs)."""
         cfg = self.config.model
-        shapes = {n: registry.IMAGE_SHAPES[s.kind] for n, s in zip(self.names, cfg.modalities)}
+        shapes = {n: registry.input_shape(s) for n, s in zip(self.names, cfg.modalities)}
         spec = {call: {n: tf.TensorSpec((2,) + shapes[n], tf.float32) for n in self.names}
                 for call in ("d_unimodal", "d_joint", "g_unimodal", "g_joint")}
         names = {}
@@ -241,7 +240,7 @@ class MMALI(keras.Model):
             shadow.assign(decay * shadow + (1.0 - decay) * live)
 
     def call(self, inputs, training=False):
-        """Translate every modality through the EMA nets: ``{a: images}`` -> ``{a: {b: images}}``."""
+        """Translate every modality through the EMA nets: ``{a: examples}`` -> ``{a: {b: examples}}``."""
         out = {}
         for a, x in inputs.items():
             mean, _ = losses.split_gaussian(self.ema_encoders[a](x, training=False))

@@ -7,8 +7,9 @@ Used to load their weights into our networks and to compare our training step wi
   names in config order. ``their_keys[i]`` corresponds to ``cfg.names[i]``.
 * **Networks.** ``encoders.<key>``, ``decoders.<key>``, ``xz_discriminators.<key>.0`` (our ``d0_<name>``),
   ``xz_discriminators.<key>.1`` (``d1_<name>``), ``joint_discriminator`` (``d_joint``) and, for their
-  ``JointModel`` baseline, ``discriminators`` (``d_joint_xz``). Module paths map to our layer names through the
-  tables below (per modality kind and joint architecture).
+  ``JointModel`` baseline, ``discriminators`` (``d_joint_xz``). Module paths map to our layer names through each
+  modality kind's :class:`~mmali_tf.kinds.base.ReferenceNames` (``mmali_tf.kinds``) and the per-architecture
+  layout of the joint critics below.
 * **Layouts.** Linear weights are ``[out, in]`` (our Dense kernels ``[in, out]``); conv weights OIHW and
   transposed-conv weights ``[in, out, kh, kw]`` (both ours = ``W.transpose(2, 3, 1, 0)``); spectral norm's
   ``weight_orig`` is our raw ``kernel``, ``weight_u`` our ``sn_u`` and ``weight_v`` our ``sn_v``, whose entries are
@@ -25,14 +26,25 @@ from collections.abc import Mapping, Sequence
 import keras
 import numpy as np
 
+from mmali_tf import kinds
+from mmali_tf.errors import ConfigError
 from mmali_tf.networks.spectral_norm import SNConv2D, SNDense
 
-# Their module index within a network (or an x-branch) -> our layer-name suffix, per modality kind.
-_ENCODER_LAYERS = {"mnist": {1: "fc1", 3: "fc2"}, "svhn": {0: "conv1", 2: "conv2", 4: "conv3", 6: "conv4"}}
-_DECODER_LAYERS = {"mnist": {0: "fc1", 2: "fc2"}, "svhn": {1: "convt1", 3: "convt2", 5: "convt3", 7: "convt4"}}
-_X_BRANCH_LAYERS = {"mnist": {1: "fc1", 3: "fc2"}, "svhn": {0: "conv1", 2: "conv2", 4: "conv3", 6: "conv4"}}
+# Their module index in a joint critic's head / z-branch -> our layer-name suffix.
 _HEAD_LAYERS = {0: "head_fc1", 2: "head_fc2", 4: "head_out"}
 _Z_BRANCH_LAYERS = {0: "z_fc1", 2: "z_fc2"}
+# Their module path of joint-critic branch j, per joint architecture: XXDiscriminatorDot and XXDiscriminatorFTFT
+# name theirs x1_discrimination, x2_discrimination; MultiXDiscriminator x_discriminations.x<j>_discrimination.
+_BRANCH_PATHS = {"dot": lambda j: f"x{j + 1}_discrimination", "feature_concat": lambda j: f"x{j + 1}_discrimination",
+                 "concat": lambda j: f"x_discriminations.x{j}_discrimination"}
+
+
+def reference_names(kind: str) -> kinds.ReferenceNames:
+    """The authors' layer names of a kind (``ConfigError`` for kinds without an authors' counterpart)."""
+    names = kinds.get(kind).reference_names
+    if names is None:
+        raise ConfigError(f"modality kind {kind!r} has no counterpart in the authors' code")
+    return names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,20 +100,11 @@ def _pairs(network: str, model: keras.Model, modules: Mapping[str, str]) -> list
     return out
 
 
-def _xz_modules(kind: str) -> dict[str, str]:
-    if kind == "mnist":
-        return {"model.0": "fc1", "model.2": "fc2"}
-    modules = {f"x_discrimination.{i}": f"x_{s}" for i, s in _X_BRANCH_LAYERS[kind].items()}
-    modules.update({f"z_discrimination.{i}": s for i, s in _Z_BRANCH_LAYERS.items()})
-    modules.update({f"joint_discriminator.{i}": s for i, s in _HEAD_LAYERS.items()})
-    return modules
-
-
-def _joint_modules(kinds: Sequence[str], architecture: str, with_z: bool) -> dict[str, str]:
+def _joint_modules(kind_names: Sequence[str], architecture: str, with_z: bool) -> dict[str, str]:
     modules = {}
-    for j, kind in enumerate(kinds):
-        branch = f"x{j + 1}_discrimination" if architecture == "dot" else f"x_discriminations.x{j}_discrimination"
-        modules.update({f"{branch}.{i}": f"x{j}_{s}" for i, s in _X_BRANCH_LAYERS[kind].items()})
+    for j, kind in enumerate(kind_names):
+        branch = _BRANCH_PATHS[architecture](j)
+        modules.update({f"{branch}.{i}": f"x{j}_{s}" for i, s in reference_names(kind).x_branch.items()})
         if architecture == "dot":
             modules[f"fc{j + 1}"] = f"fc{j + 1}"
     if with_z:
@@ -121,22 +124,23 @@ def tensor_pairs(model, their_keys: Sequence[str], ema: bool = False) -> list[Te
     cfg = model.config.model
     if len(their_keys) != len(cfg.names):
         raise ValueError(f"{len(their_keys)} reference modality keys for {len(cfg.names)} modalities")
-    kinds = [m.kind for m in cfg.modalities]
+    kind_names = [m.kind for m in cfg.modalities]
     pairs = []
-    for key, name, kind in zip(their_keys, cfg.names, kinds):
+    for key, name, kind in zip(their_keys, cfg.names, kind_names):
         encoder = getattr(model, f"{'ema_' if ema else ''}enc_{name}")
         decoder = getattr(model, f"{'ema_' if ema else ''}dec_{name}")
-        pairs += _pairs(f"encoders.{key}", encoder,
-                        {f"module.model.{i}": s for i, s in _ENCODER_LAYERS[kind].items()})
-        pairs += _pairs(f"decoders.{key}", decoder, {f"model.{i}": s for i, s in _DECODER_LAYERS[kind].items()})
+        names = reference_names(kind)
+        pairs += _pairs(f"encoders.{key}", encoder, {f"module.model.{i}": s for i, s in names.encoder.items()})
+        pairs += _pairs(f"decoders.{key}", decoder, {f"model.{i}": s for i, s in names.decoder.items()})
     if ema:
         return pairs
     if cfg.discriminator == "joint":
-        return pairs + _pairs("discriminators", model.d_joint_xz, _joint_modules(kinds, "concat", with_z=True))
-    for key, name, kind in zip(their_keys, cfg.names, kinds):
-        pairs += _pairs(f"xz_discriminators.{key}.0", getattr(model, f"d0_{name}"), _xz_modules(kind))
-        pairs += _pairs(f"xz_discriminators.{key}.1", getattr(model, f"d1_{name}"), _xz_modules(kind))
-    return pairs + _pairs("joint_discriminator", model.d_joint, _joint_modules(kinds, cfg.joint_architecture, False))
+        return pairs + _pairs("discriminators", model.d_joint_xz, _joint_modules(kind_names, "concat", with_z=True))
+    for key, name, kind in zip(their_keys, cfg.names, kind_names):
+        pairs += _pairs(f"xz_discriminators.{key}.0", getattr(model, f"d0_{name}"), dict(reference_names(kind).xz))
+        pairs += _pairs(f"xz_discriminators.{key}.1", getattr(model, f"d1_{name}"), dict(reference_names(kind).xz))
+    return pairs + _pairs("joint_discriminator", model.d_joint,
+                          _joint_modules(kind_names, cfg.joint_architecture, False))
 
 
 def load_reference_weights(model, their_keys: Sequence[str], weights: Mapping[str, np.ndarray]) -> None:

@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from mmali_tf import checkpointing, distribution, images, rundir, training_data
 from mmali_tf.config import ExperimentConfig
-from mmali_tf.data import pairing_summary
+from mmali_tf.data.pipeline import to_model_input
 from mmali_tf.data.unpaired import pools_summary
 from mmali_tf.errors import ConfigError, MMALIError
 from mmali_tf.model import MMALI, count_parameters
@@ -81,10 +81,23 @@ def make_step_function(model: MMALI, strategy, steps: int = 1):
 
 
 def image_batch(splits, pairs, seed: int) -> dict[str, np.ndarray]:
-    """A fixed set of paired examples for the image grids."""
+    """A fixed set of paired examples for the sample grids, as the networks see them."""
     rng = np.random.default_rng(seed)
     picks = rng.choice(len(next(iter(pairs.values()))), IMAGE_EXAMPLES, replace=False)
-    return {n: splits[n].images[pairs[n][picks]].astype(np.float32) / 255.0 for n in splits}
+    return {n: to_model_input(np.asarray(splits[n].examples[pairs[n][picks]])) for n in splits}
+
+
+def describe_examples(split, which: str) -> str:
+    """E.g. "60,000 train images" or "88,550 train feature vectors (float32, 1024-d)"."""
+    if split.examples.dtype == np.uint8:
+        return f"{len(split):,} {which} images"
+    dims = "x".join(str(d) for d in split.examples.shape[1:])
+    return f"{len(split):,} {which} feature vectors ({split.examples.dtype}, {dims}-d)"
+
+
+def network_parameters(model) -> str:
+    """One entry per trained network, e.g. "enc_caption 705,536, dec_caption 698,240, ..., d_joint 3,985,921"."""
+    return ", ".join(f"{net.name} {count_parameters([net]):,}" for net in model.generators + model.discriminators)
 
 
 class _SignalStop:
@@ -152,8 +165,8 @@ def run(config: ExperimentConfig, workdir: str, print_fn=print, evaluate_fn=None
     splits = training_data.load_modalities(config, "train")
     pairs = training_data.make_pairs(config, splits, "train")
     pools_and_unpaired = training_data.unimodal_pools(config, splits, pairs)
-    data_record = {"modalities": {n: {"source": s.source, "fingerprint": s.fingerprint, "images": len(s.labels)}
-                                  for n, s in splits.items()}, "pairing": pairing_summary(pairs)}
+    data_record = {"modalities": {n: {"source": s.source, "fingerprint": s.fingerprint, "images": len(s)}
+                                  for n, s in splits.items()}, "pairing": training_data.pairing_summary(config, pairs)}
     pools = None
     if pools_and_unpaired is not None:
         pools, unpaired = pools_and_unpaired
@@ -171,7 +184,7 @@ def run(config: ExperimentConfig, workdir: str, print_fn=print, evaluate_fn=None
     distribution.agree(strategy, distribution.fingerprint(rundir.learning_state(config)), "config")
     distribution.agree(strategy, distribution.fingerprint(data_record), "training data")
     for name, split in splits.items():
-        say(f"{name}: {split.images.shape[0]:,} train images from {split.source} (fingerprint {split.fingerprint})")
+        say(f"{name}: {describe_examples(split, 'train')} from {split.source} (fingerprint {split.fingerprint})")
     say(f"train pairing: {data_record['pairing']}")
     if pools is not None:
         say(f"unpaired data on: {data_record['unpaired']}")
@@ -181,6 +194,7 @@ def run(config: ExperimentConfig, workdir: str, print_fn=print, evaluate_fn=None
         f"discriminators {count_parameters(model.discriminators):,}; "
         f"{strategy.num_replicas_in_sync} replica(s), precision {t.precision}, XLA {'on' if t.xla else 'off'}, "
         f"{distribution.describe_threads()}")
+    say(f"networks: {network_parameters(model)}")
     ckpt_dir = checkpointing.checkpoint_dir(workdir)
     restored = None
     if role.is_chief:

@@ -7,32 +7,49 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from mmali_tf import kinds
 from mmali_tf.config import ExperimentConfig, ModalitySpec
-from mmali_tf.data import Split, load_dataset, pair_by_label, paired_batches
+from mmali_tf.data import DATASETS, Split, load_dataset, pair_by_label, paired_batches
+from mmali_tf.data.dataset import INDEX
 from mmali_tf.data.unpaired import build_pools, pooled_batches
-from mmali_tf.errors import ConfigError
-from mmali_tf.networks.registry import IMAGE_SHAPES
+from mmali_tf.errors import ConfigError, DataError
 
 
 def load_modality(spec: ModalitySpec, split: str, config: ExperimentConfig) -> Split:
     """Load one modality's split, rotated by its quarter turns, and check it fits the modality's networks."""
     d = config.data
-    data = load_dataset(spec.dataset, split, d.data_dir, tfds_data_dir=d.tfds_data_dir, download=d.download)
-    images = data.images
+    data = load_dataset(spec.dataset, split, d.data_dir, modality=spec.name, tfds_data_dir=d.tfds_data_dir,
+                        download=d.download)
+    examples = data.examples
     if spec.quarter_turns % 4:
-        images = np.ascontiguousarray(np.rot90(images, k=spec.quarter_turns, axes=(1, 2)))
-    expected = IMAGE_SHAPES[spec.kind]
-    if tuple(images.shape[1:]) != tuple(expected):
-        raise ConfigError(f"modality {spec.name!r}: dataset {spec.dataset!r} has images of shape {images.shape[1:]}, "
-                          f"but network kind {spec.kind!r} expects {expected}")
-    return dataclasses.replace(data, images=images)
+        examples = np.ascontiguousarray(np.rot90(examples, k=spec.quarter_turns, axes=(1, 2)))
+    expected = kinds.input_spec(spec)
+    if tuple(examples.shape[1:]) != tuple(expected.shape) or examples.dtype != np.dtype(expected.dtype):
+        hint = (f" (set --modality_option={spec.name}:feature_dim={examples.shape[1]})"
+                if "feature_dim" in kinds.kind_of(spec).options and examples.ndim == 2 else "")
+        raise ConfigError(f"modality {spec.name!r}: dataset {spec.dataset!r} has {examples.dtype} examples of shape "
+                          f"{examples.shape[1:]}, but network kind {spec.kind!r} expects {expected.dtype} "
+                          f"{tuple(expected.shape)}{hint}")
+    return dataclasses.replace(data, examples=examples)
 
 
 def load_modalities(config: ExperimentConfig, split: str) -> dict[str, Split]:
     return {spec.name: load_modality(spec, split, config) for spec in config.model.modalities}
 
 
+def pairing_mode(config: ExperimentConfig) -> str:
+    """``"label"`` or ``"index"``: how the config's datasets pair their examples (validation makes them agree)."""
+    return DATASETS.get(config.model.modalities[0].dataset).pairing
+
+
 def make_pairs(config: ExperimentConfig, splits: dict[str, Split], split: str = "train") -> dict[str, np.ndarray]:
+    """{name: int64 [T] example indices}: position t across the modalities is one tuple.
+
+    Datasets paired by label: the authors' same-label matching (docs/authors_code.md, section 1.2; the test split
+    uses their test pairing). Datasets paired by index: each split's own ``tuple_index``.
+    """
+    if pairing_mode(config) == INDEX:
+        return index_pairs(splits)
     d = config.data
     use_all = d.use_all or split == "test"  # the reference's test pairing (docs/authors_code.md, section 1.2)
     return pair_by_label({n: s.labels for n, s in splits.items()}, data_multiplication=d.data_multiplication,
@@ -40,19 +57,47 @@ def make_pairs(config: ExperimentConfig, splits: dict[str, Split], split: str = 
                           seed=d.seed if split == "train" else d.seed + 1)
 
 
+def index_pairs(splits: dict[str, Split]) -> dict[str, np.ndarray]:
+    """The tuples of datasets paired by index: every split's ``tuple_index``, which must all have one length."""
+    counts = {n: len(s.tuple_index) for n, s in splits.items()}
+    if len(set(counts.values())) != 1:
+        raise DataError("modalities paired by row must have the same number of tuples, got "
+                        + ", ".join(f"{n} {c:,}" for n, c in counts.items()))
+    return {n: np.asarray(s.tuple_index, np.int64) for n, s in splits.items()}
+
+
+def pairing_summary(config: ExperimentConfig, pairs: dict[str, np.ndarray]) -> str:
+    """One line about the tuples, e.g. "1,682,040 pairs (dm=30); distinct images per modality: ..." or
+    "88,550 pairs by row; distinct examples per modality: caption 88,550 (each once), image 8,855 (each 10x)"."""
+    from mmali_tf.data import pairing_summary as label_summary
+
+    if pairing_mode(config) != INDEX:
+        return label_summary(pairs)
+    names = list(pairs)
+    total = len(pairs[names[0]])
+    noun = "pairs" if len(names) == 2 else "tuples"
+    parts = []
+    for name in names:
+        _, counts = np.unique(pairs[name], return_counts=True)
+        uses = set(np.unique(counts).tolist())
+        use = ("each once" if uses == {1} else f"each {uses.pop()}x") if len(uses) == 1 else "uneven use"
+        parts.append(f"{name} {len(counts):,} ({use})")
+    return f"{total:,} {noun} by row; distinct examples per modality: " + ", ".join(parts)
+
+
 def unimodal_pools(config: ExperimentConfig, splits: dict[str, Split], pairs: dict[str, np.ndarray]):
     """(pools, unpaired) per modality when training with unpaired data, else None."""
     if not config.data.unpaired:
         return None
-    return build_pools({n: len(s.labels) for n, s in splits.items()}, pairs, dict(config.data.extra_unpaired))
+    return build_pools({n: len(s) for n, s in splits.items()}, pairs, dict(config.data.extra_unpaired))
 
 
 def training_pipeline(config: ExperimentConfig, splits: dict[str, Split], pairs: dict[str, np.ndarray],
                       start_step: int, pools: dict[str, np.ndarray] | None = None) -> tf.data.Dataset:
     if pools is not None:
-        return pooled_batches({n: s.images for n, s in splits.items()}, pairs, pools,
+        return pooled_batches({n: s.examples for n, s in splits.items()}, pairs, pools,
                               batch_size=config.train.batch_size, seed=config.data.seed, start_step=start_step)
-    return paired_batches({n: s.images for n, s in splits.items()}, pairs, batch_size=config.train.batch_size,
+    return paired_batches({n: s.examples for n, s in splits.items()}, pairs, batch_size=config.train.batch_size,
                           seed=config.data.seed, start_step=start_step)
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from mmali_tf.data import sources
 from mmali_tf.data.embedded import load_digits_modality, split_indices
-from mmali_tf.data.sources import (DATA_DIR_ENV, Split, load_dataset, load_mnist, load_svhn, make_split)
+from mmali_tf.data import load_dataset
+from mmali_tf.data.sources import (DATA_DIR_ENV, Split, load_mnist, load_svhn, make_split)
 from mmali_tf.data.svhn_standin import write_svhn_mat
 from mmali_tf.errors import ConfigError, DataError
 

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Mapping
 
 from mmali_tf.config import ExperimentConfig
-from mmali_tf.configs import mnist_svhn, multimnist, quickstart
+from mmali_tf.configs import cub, mnist_svhn, multimnist, quickstart
 from mmali_tf.errors import ConfigError
 
 PRESETS: dict[str, Callable[[], ExperimentConfig]] = {
@@ -29,6 +29,7 @@ PRESETS: dict[str, Callable[[], ExperimentConfig]] = {
     "multimnist_m2_joint": functools.partial(multimnist.get_config, 2, "joint"),
     "multimnist_m3_joint": functools.partial(multimnist.get_config, 3, "joint"),
     "multimnist_m4_joint": functools.partial(multimnist.get_config, 4, "joint"),
+    "cub": cub.get_config,
 }
 """Preset name -> function returning its config. A new preset is its module (or a function) plus one line here."""
 

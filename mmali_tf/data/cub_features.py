@@ -26,6 +26,10 @@ The loader checks shapes, dtypes, finiteness and that all files agree on N; it d
 be non-negative (features from another extractor may not be). Any problem raises a one-line
 :class:`mmali_tf.errors.DataError` that names the file. ``tools/prepare_cub.py`` writes this format from the CUB
 images and the StackGAN release; ``tools/make_cub_standin.py`` writes a synthetic stand-in in it.
+
+Registered datasets (:mod:`mmali_tf.data.datasets`), one per view, paired by index: ``cub_caption`` (examples = the
+``10 N`` caption rows, tuple ``t`` = row ``t``) and ``cub_image`` (examples = the ``N`` image rows, tuple ``t`` = row
+``t // 10``), so tuple ``t`` of the two is the reference's pair ``t``.
 """
 
 from __future__ import annotations
@@ -40,9 +44,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from mmali_tf.data.sources import SPLITS  # noqa: F401  (re-exported for the tools)
-from mmali_tf.data.sources import (DATA_DIR_ENV, STANDIN_MARKER, _cached, _check_split, _file_key,
+from mmali_tf.data.dataset import INDEX, Dataset
+from mmali_tf.data.sources import (DATA_DIR_ENV, STANDIN_MARKER, Split, _cached, _check_split, _file_key,
                                    resolve_data_dir)
 from mmali_tf.errors import DataError
+from mmali_tf.kinds.base import FEATURES
 
 IMAGE_FEATURE_DIM = 2048
 CAPTION_FEATURE_DIM = 1024
@@ -264,3 +270,48 @@ def write_cub_split(directory: str, image_features, caption_features, filenames,
     shutil.rmtree(old, ignore_errors=True)
     return fingerprint(images, captions, names, ids)
 
+
+
+VIEWS = ("caption", "image")
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.setflags(write=False)
+    return array
+
+
+def load_view(data_dir: str | None, split: str, view: str) -> Split:
+    """One view of the CUB features as a dataset split paired by index: ``"caption"`` (examples ``[10 N, 1024]``,
+    tuple ``t`` = row ``t``, labels = each caption's image class) or ``"image"`` (examples ``[N, 2048]``, tuple
+    ``t`` = row ``t // 10``)."""
+    if view not in VIEWS:
+        raise ValueError(f"unknown CUB view {view!r}; expected one of {VIEWS}")
+    cub = load_cub_features(data_dir, split)
+    digest = hashlib.sha256(f"{cub.fingerprint}/{view}".encode()).hexdigest()[:16]
+    if view == "caption":
+        examples = cub.pair_captions()
+        labels = _read_only(np.repeat(cub.class_ids, CAPTIONS_PER_IMAGE))
+        index = _read_only(np.arange(cub.num_pairs, dtype=np.int64))
+        what = f"{CAPTIONS_PER_IMAGE} captions per image"
+    else:
+        examples, labels, index = cub.image_features, cub.class_ids, _read_only(cub.pair_image_indices())
+        what = f"image t // {CAPTIONS_PER_IMAGE} of pair t"
+    return Split(examples=examples, labels=labels, source=f"{cub.source} ({view} view: {what})", fingerprint=digest,
+                 tuple_index=index)
+
+
+def _view_loader(view: str):
+    def load(data_dir: str | None, split: str, **_) -> Split:
+        return load_view(data_dir, split, view)
+
+    return load
+
+
+_STANDIN_NOTE = ("CUB stand-in: synthetic paired feature vectors in the CUB feature format, not CUB; figures are not "
+                 "comparable with the paper's CUB numbers.")
+CUB_CAPTION = Dataset(name="cub_caption", description="CUB caption features [10 N, 1024] from <data_dir>/cub/",
+                      load=_view_loader("caption"), examples=FEATURES, pairing=INDEX, display="CUB captions",
+                      standin_display="CUB stand-in captions", standin_note=_STANDIN_NOTE)
+CUB_IMAGE = Dataset(name="cub_image", description="CUB image features [N, 2048] from <data_dir>/cub/",
+                    load=_view_loader("image"), examples=FEATURES, pairing=INDEX, display="CUB images",
+                    standin_display="CUB stand-in images", standin_note=_STANDIN_NOTE)

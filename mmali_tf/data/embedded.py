@@ -24,8 +24,10 @@ import os
 import numpy as np
 from PIL import Image
 
+from mmali_tf.data.dataset import LABEL, Dataset
 from mmali_tf.data.sources import Split, make_split
 from mmali_tf.errors import ConfigError, DataError
+from mmali_tf.kinds.base import PIXELS
 
 KINDS = ("grey28", "colour32")
 TEST_FRACTION = 0.2
@@ -140,3 +142,17 @@ def load_digits_modality(kind: str, split: str, seed: int = 0) -> Split:
     if split not in ("train", "test"):
         raise ConfigError(f"unknown split {split!r}: expected train or test")
     return _build(kind, split, int(seed))
+
+
+def _loader(kind: str):
+    def load(data_dir: str | None, split: str, *, seed: int = 0, **_) -> Split:
+        return load_digits_modality(kind, split, seed=seed)  # needs no files: data_dir is ignored
+
+    return load
+
+
+DIGITS_GREY28 = Dataset(name="digits_grey28", description="embedded 8x8 digits as 28x28x1 images, no download",
+                        load=_loader("grey28"), examples=PIXELS, pairing=LABEL, display="embedded digits (grey28)")
+DIGITS_COLOUR32 = Dataset(name="digits_colour32", description="embedded 8x8 digits as 32x32x3 colour images",
+                          load=_loader("colour32"), examples=PIXELS, pairing=LABEL,
+                          display="embedded digits (colour32)")

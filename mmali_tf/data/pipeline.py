@@ -9,8 +9,11 @@ data it would have seen. The K tuples of a step are dealt to the calls in order:
 positions ``[i*B, (i+1)*B)``.
 
 Implementation: a Python generator yields only the small int64 index arrays (one [len(calls), B]
-array per modality); the uint8 images live in memory as tensors, and a parallel ``map`` gathers them
-and converts to float32 / 255 inside TensorFlow; ``prefetch(AUTOTUNE)`` overlaps this with training.
+array per modality); the examples live in memory as tensors, and a parallel ``map`` gathers them
+and converts them (:func:`to_model_input`) inside TensorFlow; ``prefetch(AUTOTUNE)`` overlaps this with training.
+
+Examples are uint8 images ``[N, H, W, C]`` (pixels 0..255, given to the networks divided by 255, in [0, 1]) or
+float32 feature vectors ``[N, D]`` (given to the networks unchanged): the dtype decides, for every modality alike.
 
 Measured rate (this 2-core CPU machine, TF 2.21, MNIST-shaped 28x28x1 + SVHN-shaped 32x32x3 uint8
 arrays of 60,000 / 73,257 images, 1,682,040 tuples, batch 64, 4 calls, i.e. 4 x 64 pairs per step):
@@ -67,24 +70,34 @@ def _step_indices(num_tuples: int, seed: int, start_step: int, per_step: int) ->
         yield out
 
 
-def _check_images(name: str, images: np.ndarray) -> np.ndarray:
-    images = np.asarray(images)
-    if images.dtype != np.uint8 or images.ndim != 4:
-        raise DataError(f"images of modality {name!r}: expected uint8 [N, H, W, C], got {images.dtype} {images.shape}")
-    if images.shape[0] == 0:
-        raise DataError(f"images of modality {name!r}: empty")
-    return images
+def check_examples(name: str, examples: np.ndarray) -> np.ndarray:
+    """``examples`` if they are uint8 ``[N, H, W, C]`` images or float32 ``[N, D]`` features, N > 0."""
+    examples = np.asarray(examples)
+    if not ((examples.dtype == np.uint8 and examples.ndim == 4) or (examples.dtype == np.float32
+                                                                      and examples.ndim == 2)):
+        raise DataError(f"examples of modality {name!r}: expected uint8 [N, H, W, C] images or float32 [N, D] "
+                        f"features, got {examples.dtype} {examples.shape}")
+    if examples.shape[0] == 0:
+        raise DataError(f"examples of modality {name!r}: empty")
+    return examples
 
 
-def _to_float(x: tf.Tensor) -> tf.Tensor:
-    return tf.cast(x, tf.float32) / 255.0
+def to_model_input(x):
+    """What the networks see: uint8 pixels divided by 255 (float32 in [0, 1]); float features unchanged (float32).
+    Works on tensors and numpy arrays (returns the same type)."""
+    if isinstance(x, np.ndarray):
+        return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32, copy=False)
+    if x.dtype == tf.uint8:
+        return tf.cast(x, tf.float32) / 255.0
+    return tf.cast(x, tf.float32)
 
 
 def paired_batches(images: Mapping[str, np.ndarray], pairs: Mapping[str, np.ndarray], *, batch_size: int,
                    seed: int, start_step: int = 0, calls: Sequence[str] = CALLS) -> tf.data.Dataset:
-    """Infinite dataset of ``{call: {modality: float32 [batch_size, H, W, C] in [0, 1]}}``, one element
-    per training step from ``start_step`` on. ``images[m]`` is uint8 NHWC, ``pairs[m]`` int64 [T] indices
-    into it (from ``pair_by_label``); position t across modalities is one tuple."""
+    """Infinite dataset of ``{call: {modality: float32 [batch_size, ...]}}``, one element per training step from
+    ``start_step`` on. ``images[m]`` holds modality m's examples (uint8 NHWC images or float32 [N, D] features,
+    see the module docstring), ``pairs[m]`` int64 [T] indices into it; position t across modalities is one
+    tuple."""
     names = list(pairs)
     if not names or set(names) != set(images):
         raise ConfigError(f"images and pairs must name the same modalities, got {sorted(images)} vs {sorted(pairs)}")
@@ -97,7 +110,7 @@ def paired_batches(images: Mapping[str, np.ndarray], pairs: Mapping[str, np.ndar
         raise ConfigError(f"seed and start_step must be >= 0, got {seed} and {start_step}")
     batch_size, seed, start_step = int(batch_size), int(seed), int(start_step)
 
-    arrays = {m: _check_images(m, images[m]) for m in names}
+    arrays = {m: check_examples(m, images[m]) for m in names}
     index = {}
     for m in names:
         idx = np.asarray(pairs[m])
@@ -126,7 +139,7 @@ def paired_batches(images: Mapping[str, np.ndarray], pairs: Mapping[str, np.ndar
     def gather(*idx):
         out = {c: {} for c in calls}
         for m, table, ids in zip(names, tensors, idx):
-            batch = _to_float(tf.gather(table, ids))  # [n_calls, B, H, W, C]
+            batch = to_model_input(tf.gather(table, ids))  # [n_calls, B, ...]
             for i, c in enumerate(calls):
                 out[c][m] = batch[i]
         return out
@@ -135,8 +148,9 @@ def paired_batches(images: Mapping[str, np.ndarray], pairs: Mapping[str, np.ndar
 
 
 def unimodal_batches(images: np.ndarray, batch_size: int) -> tf.data.Dataset:
-    """Float32 [<=batch_size, H, W, C] batches in [0, 1] of ``images`` (uint8 NHWC) in order, no shuffle."""
-    images = _check_images("unimodal", images)
+    """Float32 [<=batch_size, ...] batches of ``images`` (uint8 NHWC images or float32 features, converted by
+    :func:`to_model_input`) in order, no shuffle."""
+    images = check_examples("unimodal", images)
     if int(batch_size) < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     b = int(batch_size)
@@ -144,7 +158,7 @@ def unimodal_batches(images: np.ndarray, batch_size: int) -> tf.data.Dataset:
     table = tf.convert_to_tensor(images)
 
     def take(i):
-        return _to_float(table[i * b:tf.minimum((i + 1) * b, n)])
+        return to_model_input(table[i * b:tf.minimum((i + 1) * b, n)])
 
     num_batches = -(-n // b)
     return tf.data.Dataset.range(num_batches).map(take, num_parallel_calls=tf.data.AUTOTUNE).prefetch(

@@ -1,7 +1,8 @@
-"""Loading the image modalities (MNIST, SVHN, embedded digits) into memory as uint8 NHWC arrays.
+"""Loading the image modalities (MNIST, SVHN) into memory as uint8 NHWC arrays, and :class:`Split`, what every
+dataset loader returns (images, feature vectors).
 
-Every loader returns a :class:`Split`. Arrays are read-only and cached in-process per
-(file, split, file size, mtime), because training and evaluation load the same files.
+Arrays are read-only and cached in-process per (file, split, file size, mtime), because training and evaluation
+load the same files. The loaders are registered, with the other datasets, in :mod:`mmali_tf.data.datasets`.
 
 Where the data comes from, in order of preference:
 
@@ -27,7 +28,9 @@ from typing import Callable
 
 import numpy as np
 
+from mmali_tf.data.dataset import LABEL, Dataset
 from mmali_tf.errors import ConfigError, DataError
+from mmali_tf.kinds.base import PIXELS
 
 DATA_DIR_ENV = "MMALI_DATA_DIR"
 SPLITS = ("train", "test")
@@ -48,19 +51,35 @@ _IDX_LABELS_MAGIC = 0x00000801  # unsigned byte, 1 dimension
 
 @dataclasses.dataclass(frozen=True)
 class Split:
-    """One split of one image modality, fully in memory."""
+    """One split of one modality's dataset, fully in memory; arrays are read-only.
 
-    images: np.ndarray  # uint8 [N, H, W, C], read-only
-    labels: np.ndarray  # int64 [N], digits 0..9, read-only
-    source: str  # human-readable origin, e.g. "mnist/train from /path/mnist.npz"
-    fingerprint: str  # first 16 hex chars of sha256(images bytes + labels bytes)
+    Attributes:
+        examples: uint8 ``[N, H, W, C]`` images (pixels 0..255) or float32 ``[N, D]`` feature vectors.
+        labels: int64 ``[N]`` class labels (digits 0..9 for the image datasets), or None for unlabelled features.
+        source: human-readable origin, e.g. ``"mnist/train from /path/mnist.npz"``; says "stand-in" for synthetic
+            data.
+        fingerprint: 16 hex characters identifying the contents.
+        tuple_index: for datasets paired by row (``pairing="index"``), int64 ``[T]``: tuple ``t`` holds example
+            ``tuple_index[t]``; None for datasets paired by label.
+    """
+
+    examples: np.ndarray
+    labels: np.ndarray | None
+    source: str
+    fingerprint: str
+    tuple_index: np.ndarray | None = None
 
     def __len__(self) -> int:
-        return int(self.labels.shape[0])
+        return int(self.examples.shape[0])
 
     @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return tuple(int(d) for d in self.images.shape[1:])  # type: ignore[return-value]
+    def images(self) -> np.ndarray:
+        """The examples (the name the image datasets' code uses)."""
+        return self.examples
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.examples.shape[1:])
 
     def class_counts(self) -> np.ndarray:
         return np.bincount(self.labels, minlength=NUM_CLASSES)
@@ -103,7 +122,7 @@ def make_split(images: np.ndarray, labels: np.ndarray, source: str, *, what: str
     labels = np.ascontiguousarray(labels, dtype=np.int64)
     images.setflags(write=False)
     labels.setflags(write=False)
-    return Split(images=images, labels=labels, source=source, fingerprint=fingerprint(images, labels))
+    return Split(examples=images, labels=labels, source=source, fingerprint=fingerprint(images, labels))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -302,7 +321,7 @@ def _load_tfds(tfds_name: str, tfds_dir: str | None, split: str, download: bool,
 
 
 def load_mnist(data_dir: str | None, split: str, *, tfds_data_dir: str | None = None,
-               download: bool = False) -> Split:
+               download: bool = False, **_) -> Split:
     """MNIST ``split`` ("train"/"test") as uint8 [N, 28, 28, 1] with int64 labels.
 
     ``data_dir`` None means ``$MMALI_DATA_DIR``. Tries ``mnist.npz``, then the four IDX files
@@ -334,7 +353,7 @@ def load_mnist(data_dir: str | None, split: str, *, tfds_data_dir: str | None = 
 
 
 def load_svhn(data_dir: str | None, split: str, *, tfds_data_dir: str | None = None,
-              download: bool = False) -> Split:
+              download: bool = False, **_) -> Split:
     """SVHN cropped digits ``split`` as uint8 [N, 32, 32, 3], labels 0..9 (the file's 10 becomes 0).
 
     ``data_dir`` None means ``$MMALI_DATA_DIR``. Reads ``train_32x32.mat`` / ``test_32x32.mat``;
@@ -358,28 +377,9 @@ def load_svhn(data_dir: str | None, split: str, *, tfds_data_dir: str | None = N
                     f"(pass --download to fetch with TFDS)")
 
 
-def _load_digits(kind: str) -> Callable[..., Split]:
-    def load(data_dir: str | None, split: str, *, seed: int = 0, **unused) -> Split:
-        from mmali_tf.data.embedded import load_digits_modality
-
-        return load_digits_modality(kind, split, seed=seed)
-
-    return load
-
-
-DATASETS: dict[str, Callable[..., Split]] = {
-    "mnist": load_mnist,
-    "svhn": load_svhn,
-    "digits_grey28": _load_digits("grey28"),
-    "digits_colour32": _load_digits("colour32"),
-}
-
-
-def load_dataset(name: str, split: str, data_dir: str | None, **kw) -> Split:
-    """Registry dispatch: "mnist", "svhn" (keywords tfds_data_dir, download), "digits_grey28",
-    "digits_colour32" (keyword seed; need no files, ``data_dir`` is ignored)."""
-    try:
-        loader = DATASETS[name]
-    except KeyError:
-        raise ConfigError(f"unknown dataset {name!r}: expected one of {', '.join(DATASETS)}") from None
-    return loader(data_dir, split, **kw)
+MNIST = Dataset(name="mnist", description="MNIST digits, 28x28x1: mnist.npz, IDX files or TFDS", load=load_mnist,
+                examples=PIXELS, pairing=LABEL, display="MNIST")
+SVHN = Dataset(name="svhn", description="SVHN cropped digits, 32x32x3: *_32x32.mat (or the stand-in) or TFDS",
+               load=load_svhn, examples=PIXELS, pairing=LABEL, display="SVHN", standin_display="SVHN stand-in",
+               standin_note="SVHN stand-in: synthetic digits in SVHN's layout, not genuine SVHN; figures are not "
+                            "comparable with the paper's SVHN numbers.")

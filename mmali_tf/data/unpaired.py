@@ -21,7 +21,7 @@ from typing import Mapping
 import numpy as np
 import tensorflow as tf
 
-from mmali_tf.data.pipeline import _check_images, _step_indices, _to_float
+from mmali_tf.data.pipeline import _step_indices, check_examples, to_model_input
 from mmali_tf.errors import ConfigError
 
 PAIRED_CALLS = ("d_joint", "g_joint")
@@ -63,10 +63,10 @@ def pools_summary(pairs: Mapping[str, np.ndarray], pools: Mapping[str, np.ndarra
 def pooled_batches(images: Mapping[str, np.ndarray], pairs: Mapping[str, np.ndarray],
                    pools: Mapping[str, np.ndarray], *, batch_size: int, seed: int,
                    start_step: int = 0) -> tf.data.Dataset:
-    """Infinite dataset of ``{call: {modality: float32 [B, H, W, C]}}`` with paired calls from ``pairs`` and
+    """Infinite dataset of ``{call: {modality: float32 [B, ...]}}`` with paired calls from ``pairs`` and
     unimodal calls from each modality's ``pools`` (independent streams, one per modality)."""
     names = list(pairs)
-    arrays = {m: _check_images(m, images[m]) for m in names}
+    arrays = {m: check_examples(m, images[m]) for m in names}
     b, seed, start_step = int(batch_size), int(seed), int(start_step)
     num_tuples = len(pairs[names[0]])
     pair_index = {m: np.asarray(pairs[m], np.int64) for m in names}
@@ -94,7 +94,7 @@ def pooled_batches(images: Mapping[str, np.ndarray], pairs: Mapping[str, np.ndar
         out = {c: {} for c in PAIRED_CALLS + POOL_CALLS}
         for calls, ids in ((PAIRED_CALLS, idx[: len(names)]), (POOL_CALLS, idx[len(names):])):
             for m, table, i in zip(names, tables, ids):
-                batch = _to_float(tf.gather(table, i))
+                batch = to_model_input(tf.gather(table, i))
                 for k, call in enumerate(calls):
                     out[call][m] = batch[k]
         return out

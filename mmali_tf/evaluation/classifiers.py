@@ -1,7 +1,9 @@
 """Coherence classifiers: the reference's MNIST and SVHN digit classifiers (docs/authors_code.md, section 2.1), trained,
 checksummed, cached and loaded per (network kind, dataset).
 
-A classifier is identified by the network kind of the images it reads (``"mnist"``: 28x28x1, ``"svhn"``: 32x32x3),
+Which kinds have a classifier, its architecture and its default epochs are the kind's
+(:meth:`mmali_tf.kinds.base.ModalityKind.classifier`, read from the kinds registry); the architectures are defined
+here. A classifier is identified by the network kind of the images it reads (``"mnist"``: 28x28x1, ``"svhn"``: 32x32x3),
 the dataset it was trained on (its *own* train split, un-rotated: a rotated MultiMNIST modality shares the
 ``mnist`` classifier and is un-rotated before classification), the train split's fingerprint and the protocol.
 In a classifier directory each one is three files::
@@ -23,7 +25,8 @@ Protocols (see ``PROTOCOLS``):
   ``F.dropout`` without ``training=``) stays active at inference, so its predictions are stochastic.
 
 Both use Adam(0.9, 0.999, eps 1e-8), batch 256 and softmax cross-entropy as the reference, but far fewer epochs than
-its 100 (``DEFAULT_EPOCHS``: MNIST kind 30, SVHN kind 8, and at least ``MIN_STEPS`` steps for small data sets).
+its 100 (the kinds' default epochs, ``DEFAULT_EPOCHS``: MNIST kind 30, SVHN kind 8, and at least ``MIN_STEPS`` steps
+for small data sets).
 Measured on this 2-core machine under load (clean): MNIST 99.12% test in 3.5 min, SVHN stand-in 98.86% in 7 min. With
 a constant 1e-3, 20 epochs gave only 98.85% on MNIST (the two 0.5 dropouts make this small net converge slowly),
 hence the cosine schedule of the clean protocol. ``--classifier_epochs=100`` restores the reference's length.
@@ -42,15 +45,33 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mmali_tf import kinds
 from mmali_tf.atomic_files import write_text_atomic
 from mmali_tf.data import Split
 from mmali_tf.errors import ConfigError, MMALIError
+from mmali_tf.networks.registry import IMAGE_SHAPES
+from mmali_tf.registry import LiveMapping
 
 PROTOCOLS = ("clean", "reference")
-KINDS = ("mnist", "svhn")
-IMAGE_SHAPES = {"mnist": (28, 28, 1), "svhn": (32, 32, 3)}
 NUM_CLASSES = 10
-DEFAULT_EPOCHS = {"mnist": 30, "svhn": 8}
+
+
+def classifier_spec(kind: str) -> kinds.ClassifierSpec:
+    """The coherence classifier of ``kind`` (``ConfigError`` if the kind is unknown or has none)."""
+    spec = kinds.get(kind).classifier()
+    if spec is None:
+        raise ConfigError(f"no classifier for network kind {kind!r}; kinds with one: {', '.join(KINDS)}")
+    return spec
+
+
+def _classifier_kinds() -> dict[str, kinds.ClassifierSpec]:
+    return {k.name: k.classifier() for k in kinds.KINDS.entries() if k.classifier() is not None}
+
+
+KINDS = LiveMapping(_classifier_kinds)
+"""The kinds that have a coherence classifier (a live view of the kinds registry)."""
+
+DEFAULT_EPOCHS = LiveMapping(lambda: {name: spec.default_epochs for name, spec in _classifier_kinds().items()})
 """Training epochs per kind when not overridden (the reference trains 100; see the module docstring)."""
 MIN_STEPS = 1000
 """Default training is at least this many optimizer steps (batch 256), whatever the epochs."""
@@ -156,11 +177,7 @@ def svhn_classifier(seed: int = 0, name: str = "svhn_classifier") -> keras.Model
 
 def build_classifier(kind: str, protocol: str = "clean", seed: int = 0) -> keras.Model:
     check_protocol(protocol)
-    if kind == "mnist":
-        return mnist_classifier(always_on_dropout=protocol == "reference", seed=seed)
-    if kind == "svhn":
-        return svhn_classifier(seed=seed)
-    raise ConfigError(f"no classifier for network kind {kind!r}; expected one of {', '.join(KINDS)}")
+    return classifier_spec(kind).build(protocol, seed)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -271,7 +288,8 @@ def train_classifier(kind: str, train: Split, test: Split, protocol: str = "clea
         "batch_size": settings.batch_size, "lr": lr, "lr_schedule": schedule,
         "optimizer": "Adam(0.9, 0.999, eps 1e-8)",
         "seed": settings.seed, "holdout": settings.holdout if protocol == "clean" else 0.0,
-        "train_images": int(len(fit_idx)), "always_on_dropout": kind == "mnist" and protocol == "reference",
+        "train_images": int(len(fit_idx)),
+        "always_on_dropout": classifier_spec(kind).always_on_dropout_in_reference and protocol == "reference",
         "history": history, "train_seconds": round(time.perf_counter() - started, 1),
     }
     return model, info

@@ -45,11 +45,13 @@ class ProbeSettings:
 
 def encode_split(encoder, images: np.ndarray, batch_size: int = 1000, jit_compile: bool = False,
                  label: str = "encode", print_fn=print) -> tuple[np.ndarray, np.ndarray]:
-    """``encoder`` over uint8 NHWC ``images`` in batches: (mean, logvar), each float32 [N, L]."""
+    """``encoder`` over ``images`` (uint8 NHWC images or float32 feature vectors, converted as the training
+    pipeline does) in batches: (mean, logvar), each float32 [N, L]."""
+    from mmali_tf.data.pipeline import to_model_input
 
     @tf.function(jit_compile=jit_compile)
     def run(x):
-        return losses.split_gaussian(encoder(tf.cast(x, tf.float32) / 255.0, training=False))
+        return losses.split_gaussian(encoder(to_model_input(x), training=False))
 
     means, logvars = [], []
     progress = Progress(len(images), label, print_fn=print_fn)

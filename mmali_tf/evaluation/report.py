@@ -7,26 +7,25 @@ import datetime
 import json
 import math
 import os
-import re
 import time
 
 from mmali_tf.atomic_files import write_text_atomic
+from mmali_tf.kinds import FEATURES, KINDS
+from mmali_tf.evaluation.metrics import METRICS, metric_of
+from mmali_tf.data.datasets import data_label  # noqa: F401  (reports name each modality's data by it)
 
 SCHEMA = "mmali_tf.metrics/1"
-METRIC_KEY = re.compile(r"^(latent_acc(_content|_style)?(_max)?|coherence|synergy)/[A-Za-z0-9_.-]+$")
 
-DESCRIPTIONS = {
-    "latent_acc": "linear probe on the full latent, test accuracy (final epoch)",
-    "latent_acc_content": "linear probe on the content dims only (final epoch)",
-    "latent_acc_style": "linear probe on the style dims only (final epoch)",
-    "latent_acc_max": "linear probe on the full sampled latent, max test accuracy over epochs (reference)",
-    "latent_acc_content_max": "content-only probe, max over epochs (reference)",
-    "latent_acc_style_max": "style-only probe, max over epochs (reference)",
-    "coherence": "cross coherence over the test pairs (source style kept)",
-    "synergy": "synergy: geometric-mean joint content + own style, over the test pairs",
-}
-JOINT_DESCRIPTION = "joint coherence: one prior z decoded by every decoder, all classifiers agree"
-JOINT_CHANCE_DESCRIPTION = "agreement expected from each decoder's predicted-class frequencies alone (independence)"
+
+class _MetricKey:
+    """``METRIC_KEY.match(key)``: the registered metric group that writes ``key`` (:mod:`.metrics`), or None."""
+
+    @staticmethod
+    def match(key: str):
+        return metric_of(key)
+
+
+METRIC_KEY = _MetricKey()
 
 # Top-level fields of metrics.json and their types.
 FIELDS = {
@@ -65,15 +64,6 @@ class Progress:
         eta = elapsed / max(done, 1) * (self.total - done)
         self.print_fn(f"  {self.label}: {done:,}/{self.total:,} ({done / self.total:.0%}), "
                       f"{format_seconds(elapsed)} elapsed, ETA {format_seconds(eta)}")
-
-
-def data_label(dataset: str, source: str) -> str:
-    """Human name of a modality's data, saying "SVHN stand-in" for the synthetic SVHN replacement."""
-    origin = source.split(" from ", 1)[0]  # e.g. "svhn stand-in (synthetic, not genuine SVHN)/test"; not the path
-    if "stand-in" in origin:
-        return "SVHN stand-in" if dataset == "svhn" else f"{dataset} stand-in"
-    return {"mnist": "MNIST", "svhn": "SVHN", "digits_grey28": "embedded digits (grey28)",
-            "digits_colour32": "embedded digits (colour32)"}.get(dataset, dataset)
 
 
 def split_record(split) -> dict:
@@ -118,10 +108,14 @@ def validate_record(record: dict) -> None:
     if record.get("protocol") not in (None, "clean", "reference"):
         problems.append(f"protocol is {record.get('protocol')!r}")
     for key, value in (record.get("metrics") or {}).items():
-        if not METRIC_KEY.match(key):
-            problems.append(f"metric key {key!r} does not match the key pattern")
-        if not isinstance(value, float) or not math.isfinite(value) or not 0.0 <= value <= 1.0:
-            problems.append(f"metric {key!r} = {value!r} is not a fraction in [0, 1]")
+        metric = metric_of(key)
+        if metric is None:
+            problems.append(f"metric key {key!r} does not match the key pattern of any registered metric")
+            continue
+        low, high = metric.value_range
+        if not isinstance(value, float) or not math.isfinite(value) or not low <= value <= high:
+            what = "a fraction" if metric.percent else "a value"
+            problems.append(f"metric {key!r} = {value!r} is not {what} in [{low:g}, {high:g}]")
     for name, entry in (record.get("data") or {}).items():
         for field in ("dataset", "kind", "quarter_turns", "label", "test"):
             if field not in entry:
@@ -138,29 +132,30 @@ def validate_record(record: dict) -> None:
 
 
 def describe(key: str) -> str:
-    if key == "coherence/joint":
-        return JOINT_DESCRIPTION
-    if key == "coherence/joint_chance":
-        return JOINT_CHANCE_DESCRIPTION
-    prefix, _, name = key.partition("/")
-    text = DESCRIPTIONS.get(prefix, "")
-    if prefix == "coherence" and "_to_" in name:
-        a, b = name.split("_to_", 1)
-        text = f"cross coherence {a} -> {b} over the test pairs (source style kept)"
-    return text
+    metric = metric_of(key)
+    return metric.describe(key) if metric else ""
+
+
+_TABLE_ORDER = ("correlation", "cross", "joint", "synergy", "latent")  # then any other registered group
 
 
 def _order(key: str) -> tuple:
-    prefix = key.split("/", 1)[0]
-    groups = ["coherence", "synergy", "latent_acc", "latent_acc_max", "latent_acc_content", "latent_acc_content_max",
-              "latent_acc_style", "latent_acc_style_max"]
-    return (groups.index(prefix) if prefix in groups else len(groups), key.startswith("coherence/joint"), key)
+    metric = metric_of(key)
+    groups = list(_TABLE_ORDER) + [n for n in METRICS.names() if n not in _TABLE_ORDER]
+    rank = groups.index(metric.name) if metric is not None and metric.name in groups else len(groups)
+    return (rank, metric.sort_key(key) if metric is not None else 0, key)
+
+
+def format_value(key: str, value: float) -> str:
+    """``12.34%`` for fractions, ``0.2981`` for values shown as they are (cosines)."""
+    metric = metric_of(key)
+    return f"{value:.4f}" if metric is not None and not metric.percent else f"{100.0 * value:.2f}%"
 
 
 def metrics_table(metrics: dict[str, float]) -> str:
     lines = ["| metric | value | what |", "|---|---:|---|"]
     for key in sorted(metrics, key=_order):
-        lines.append(f"| `{key}` | {100.0 * metrics[key]:.2f}% | {describe(key)} |")
+        lines.append(f"| `{key}` | {format_value(key, metrics[key])} | {describe(key)} |")
     return "\n".join(lines)
 
 
@@ -173,14 +168,16 @@ def markdown(record: dict) -> str:
            ]
     if record.get("pairing"):
         p = record["pairing"]
-        out.append(f"- test pairing: {p.get('summary', '')} (seed {p.get('seed')})")
+        seed = f" (seed {p['seed']})" if p.get("seed") is not None else ""
+        out.append(f"- test pairing: {p.get('summary', '')}{seed}")
     out += ["", metrics_table(record["metrics"]), ""]
     if record.get("data"):
         out += ["## Data", "", "| modality | data | kind | quarter turns | test split | test fingerprint |",
                 "|---|---|---|---:|---|---|"]
         for name, d in record["data"].items():
+            noun = "vectors" if d["kind"] in KINDS and KINDS.get(d["kind"]).examples == FEATURES else "images"
             out.append(f"| {name} | {d['label']} | {d['kind']} | {d['quarter_turns']} | {d['test']['size']:,} "
-                       f"images | `{d['test']['fingerprint']}` |")
+                       f"{noun} | `{d['test']['fingerprint']}` |")
         out.append("")
     if record.get("classifiers"):
         out += ["## Coherence classifiers", "",

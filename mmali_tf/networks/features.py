@@ -19,7 +19,9 @@ and never on encoders or decoders, layer names ``f"{name}_<part>"``, inputs ``f"
 critic: ``f"{name}_x{i}"``). Each discriminator merges its branches in a ``Concatenate`` layer named
 ``f"{name}_concat"``; :func:`x_part` cuts a model there.
 
-Nothing here is registered with :mod:`mmali_tf.networks.registry` yet.
+The feature kinds of :mod:`mmali_tf.kinds` (``cub_caption``, ``cub_image``, ``vector``) build their networks here;
+the joint critic is the ``feature_concat`` architecture of :mod:`mmali_tf.networks.registry`
+(:func:`~mmali_tf.networks.joint.ConcatJointDiscriminator` with the feature head).
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ from collections.abc import Sequence
 import keras
 
 from mmali_tf.errors import ConfigError
-from mmali_tf.networks.joint import check_positive_int
-from mmali_tf.networks.spectral_norm import SNDense, leaky_relu, normal_init
+from mmali_tf.networks.joint import ConcatJointDiscriminator, XBranch, check_positive_int, sn_mlp_head, sn_stack
+from mmali_tf.networks.spectral_norm import normal_init
 
 CAPTION_FEATURE_DIM = 1024
 IMAGE_FEATURE_DIM = 2048
@@ -56,12 +58,6 @@ def _widths(values, what: str) -> tuple[int, ...]:
 def _dense(units: int, name: str, activation=None) -> keras.layers.Dense:
     return keras.layers.Dense(units, activation=activation, kernel_initializer=normal_init(),
                               bias_initializer="zeros", name=name)
-
-
-def _sn_stack(h: keras.KerasTensor, hidden: tuple[int, ...], prefix: str) -> keras.KerasTensor:
-    for i, units in enumerate(hidden, start=1):
-        h = leaky_relu(f"{prefix}_lrelu{i}")(SNDense(units, name=f"{prefix}_fc{i}")(h))
-    return h
 
 
 def _elu_mlp(input_dim: int, output_dim: int, hidden: tuple[int, ...], name: str, input_name: str) -> keras.Model:
@@ -97,12 +93,7 @@ def FeatureDecoder(latent_dim: int, output_dim: int, hidden: Sequence[int], name
 
 def feature_x_branch(x: keras.KerasTensor, hidden: Sequence[int], prefix: str) -> keras.KerasTensor:
     """SN Dense ``hidden[0]`` → ... → SN Dense ``hidden[-1]``, LeakyReLU(0.2) after each; layers ``prefix_fc<i>``."""
-    return _sn_stack(x, _widths(hidden, "x-branch widths"), prefix)
-
-
-def _sn_head(h: keras.KerasTensor, hidden: tuple[int, ...], out_dim: int, name: str) -> keras.KerasTensor:
-    h = _sn_stack(h, hidden, f"{name}_head")
-    return SNDense(out_dim, name=f"{name}_head_out")(h)
+    return sn_stack(x, _widths(hidden, "x-branch widths"), prefix)
 
 
 def FeatureXZDiscriminator(input_dim: int, latent_dim: int, out_dim: int, *, x_hidden: Sequence[int],
@@ -120,9 +111,9 @@ def FeatureXZDiscriminator(input_dim: int, latent_dim: int, out_dim: int, *, x_h
     x = keras.Input(shape=(input_dim,), name=f"{name}_x")
     z = keras.Input(shape=(latent_dim,), name=f"{name}_z")
     hx = feature_x_branch(x, x_hidden, f"{name}_x")
-    hz = _sn_stack(z, _widths(z_hidden, "z-branch widths"), f"{name}_z")
+    hz = sn_stack(z, _widths(z_hidden, "z-branch widths"), f"{name}_z")
     h = keras.layers.Concatenate(axis=-1, name=f"{name}_concat")([hx, hz])
-    return keras.Model(inputs=[x, z], outputs=_sn_head(h, head_hidden, out_dim, name), name=name)
+    return keras.Model(inputs=[x, z], outputs=sn_mlp_head(h, out_dim, name, head_hidden), name=name)
 
 
 def FeatureJointDiscriminator(input_dims: Sequence[int], branch_hidden: Sequence[Sequence[int]],
@@ -139,11 +130,16 @@ def FeatureJointDiscriminator(input_dims: Sequence[int], branch_hidden: Sequence
     if len(input_dims) < 2 or len(branch_hidden) != len(input_dims):
         raise ConfigError(f"FeatureJointDiscriminator needs >= 2 modalities and one branch width list per "
                           f"modality, got {len(input_dims)} input sizes and {len(branch_hidden)} branches.")
-    inputs = [keras.Input(shape=(d,), name=f"{name}_x{i}") for i, d in enumerate(input_dims)]
-    features = [feature_x_branch(x, widths, f"{name}_x{i}") for i, (x, widths) in enumerate(zip(inputs,
-                                                                                                 branch_hidden))]
-    h = keras.layers.Concatenate(axis=-1, name=f"{name}_concat")(features)
-    return keras.Model(inputs=inputs, outputs=_sn_head(h, _widths(head_hidden, "head widths"), 1, name), name=name)
+    branches = [feature_branch(d, widths) for d, widths in zip(input_dims, branch_hidden)]
+    return ConcatJointDiscriminator(branches, name=name, head_hidden=_widths(head_hidden, "head widths"))
+
+
+def feature_branch(feature_dim: int, hidden: Sequence[int], kind: str = "features") -> XBranch:
+    """The joint-critic :class:`XBranch` of a ``feature_dim``-vector modality: :func:`feature_x_branch` with
+    ``hidden``."""
+    hidden = _widths(hidden, "x-branch widths")
+    return XBranch(kind=kind, input_shape=(check_positive_int(feature_dim, "feature_dim"),),
+                   build=lambda x, prefix: feature_x_branch(x, hidden, prefix))
 
 
 def x_part(model: keras.Model, index: int = 0) -> keras.Model:
@@ -175,14 +171,16 @@ class FeatureWidths:
     head_hidden: tuple[int, ...] = (XZ_HEAD_DIM,)
 
     @classmethod
-    def from_feature_dim(cls, feature_dim: int) -> FeatureWidths:
+    def from_feature_dim(cls, feature_dim: int, round_down: bool = False) -> FeatureWidths:
         """The reference's widths for a ``d``-dimensional feature: encoder ``d/2, d/4, d/8``; x-branch
-        ``d/2, d/4, d/8, d/8``; z-branch ``d/8, d/8``; head 512 (``d`` must be a multiple of 8, >= 8)."""
+        ``d/2, d/4, d/8, d/8``; z-branch ``d/8, d/8``; head 512. ``d`` must be a multiple of 8, unless
+        ``round_down``, which rounds each width down (to at least 1)."""
         d = check_positive_int(feature_dim, "feature_dim")
-        if d % 8:
+        if d % 8 and not round_down:
             raise ConfigError(f"the reference's width rule needs a feature size divisible by 8, got {d}.")
-        return cls(feature_dim=d, encoder_hidden=(d // 2, d // 4, d // 8), x_hidden=(d // 2, d // 4, d // 8, d // 8),
-                   z_hidden=(d // 8, d // 8))
+        half, quarter, eighth = (max(1, d // k) for k in (2, 4, 8))
+        return cls(feature_dim=d, encoder_hidden=(half, quarter, eighth), x_hidden=(half, quarter, eighth, eighth),
+                   z_hidden=(eighth, eighth))
 
     def encoder(self, latent_dim: int, name: str) -> keras.Model:
         """:func:`FeatureEncoder` with these widths."""

@@ -5,10 +5,11 @@
 * ``JointXZDiscriminator``: MultiMNIST's single-discriminator baseline ``MultiXZDiscriminator`` on ``(x_1..x_M, z)``.
 
 Each modality enters through its own "x-branch" (separate weights per modality, even for two modalities of the same
-kind), described by an :class:`XBranch`; ``mnist.X_BRANCH`` and ``svhn.X_BRANCH`` are the two that exist, and
-``registry`` maps kind strings to them. The models are Keras functional models with one input per modality, in the
-caller's order, named ``f"{name}_x{i}"`` (plus ``f"{name}_z"``); call them with a list of images. All layers are
-spectrally normalised and honour ``training=`` (the power iteration runs only when ``training=True``).
+kind), described by an :class:`XBranch`; every modality kind provides one (``mmali_tf.kinds``: ``mnist.X_BRANCH``,
+``svhn.X_BRANCH``, the feature kinds' SN MLP branches). The models are Keras functional models with one input per
+modality, in the caller's order, named ``f"{name}_x{i}"`` (plus ``f"{name}_z"``); call them with a list of image or
+feature batches. All layers are spectrally normalised and honour ``training=`` (the power iteration runs only when
+``training=True``).
 
 The builders are functions with class-like names, in the style of ``keras.applications``.
 """
@@ -31,6 +32,9 @@ FEATURE_DIM = 256
 HEAD_DIM = 1024
 """Width of the two hidden layers of the concatenation heads."""
 
+HEAD_HIDDEN = (HEAD_DIM, HEAD_DIM)
+"""Hidden widths of the image concatenation heads (``MultiXDiscriminator``, ``MultiXZDiscriminator``)."""
+
 JOINT_Z_HIDDEN = 400
 """Hidden width of ``JointXZDiscriminator``'s z-branch."""
 
@@ -40,14 +44,15 @@ class XBranch:
     """How one modality enters a joint discriminator.
 
     Attributes:
-        kind: the modality kind string (``"mnist"``, ``"svhn"``).
-        image_shape: NHWC shape of one image, without the batch axis.
-        build: ``build(x, prefix) -> features`` adds the branch's layers (names starting with ``prefix``) on the image
-            tensor ``x`` and returns a ``[B, FEATURE_DIM]`` tensor (already through its LeakyReLU).
+        kind: the modality kind string (``"mnist"``, ``"svhn"``, ``"cub_caption"``, ...).
+        input_shape: shape of one example without the batch axis (NHWC image or ``(D,)`` features).
+        build: ``build(x, prefix) -> features`` adds the branch's layers (names starting with ``prefix``) on the input
+            tensor ``x`` and returns a ``[B, F]`` tensor (already through its LeakyReLU; F = ``FEATURE_DIM`` for the
+            image kinds, the last x-branch width for feature kinds).
     """
 
     kind: str
-    image_shape: tuple[int, int, int]
+    input_shape: tuple[int, ...]
     build: Callable[[keras.KerasTensor, str], keras.KerasTensor]
 
 
@@ -70,15 +75,23 @@ def _check_branches(branches: Sequence[XBranch], what: str, exactly: int | None 
     return branches
 
 
-def _image_inputs(branches: Sequence[XBranch], name: str) -> list[keras.KerasTensor]:
-    return [keras.Input(shape=b.image_shape, name=f"{name}_x{i}") for i, b in enumerate(branches)]
+def _inputs(branches: Sequence[XBranch], name: str) -> list[keras.KerasTensor]:
+    return [keras.Input(shape=b.input_shape, name=f"{name}_x{i}") for i, b in enumerate(branches)]
 
 
-def sn_mlp_head(h: keras.KerasTensor, out_dim: int, name: str) -> keras.KerasTensor:
-    """SN Dense 1024 → LReLU → SN Dense 1024 → LReLU → SN Dense out_dim (logits); layers ``f"{name}_head_*"``."""
-    h = leaky_relu(f"{name}_head_lrelu1")(SNDense(HEAD_DIM, name=f"{name}_head_fc1")(h))
-    h = leaky_relu(f"{name}_head_lrelu2")(SNDense(HEAD_DIM, name=f"{name}_head_fc2")(h))
-    return SNDense(out_dim, name=f"{name}_head_out")(h)
+def sn_stack(h: keras.KerasTensor, hidden: Sequence[int], prefix: str) -> keras.KerasTensor:
+    """SN Dense ``hidden[0]`` → LReLU → ... → SN Dense ``hidden[-1]`` → LReLU; layers ``prefix_fc<i>`` and
+    ``prefix_lrelu<i>``."""
+    for i, units in enumerate(hidden, start=1):
+        h = leaky_relu(f"{prefix}_lrelu{i}")(SNDense(units, name=f"{prefix}_fc{i}")(h))
+    return h
+
+
+def sn_mlp_head(h: keras.KerasTensor, out_dim: int, name: str, hidden: Sequence[int] = HEAD_HIDDEN
+                ) -> keras.KerasTensor:
+    """SN Dense ``hidden`` with LReLU after each (default 1024, 1024) → SN Dense out_dim (logits); layers
+    ``f"{name}_head_fc<i>"``, ``f"{name}_head_lrelu<i>"`` and ``f"{name}_head_out"``."""
+    return SNDense(out_dim, name=f"{name}_head_out")(sn_stack(h, hidden, f"{name}_head"))
 
 
 def DotJointDiscriminator(branches: Sequence[XBranch], name: str = "joint_dot_discriminator") -> keras.Model:
@@ -87,7 +100,7 @@ def DotJointDiscriminator(branches: Sequence[XBranch], name: str = "joint_dot_di
     ``fc1``/``fc2`` are SN Dense 256 → 256 without activation. 1,238,384 trainable parameters for (mnist, svhn).
     """
     branches = _check_branches(branches, "DotJointDiscriminator", exactly=2)
-    inputs = _image_inputs(branches, name)
+    inputs = _inputs(branches, name)
     features = []
     for i, (branch, x) in enumerate(zip(branches, inputs)):
         h = branch.build(x, f"{name}_x{i}")
@@ -96,16 +109,18 @@ def DotJointDiscriminator(branches: Sequence[XBranch], name: str = "joint_dot_di
     return keras.Model(inputs=inputs, outputs=logit, name=name)
 
 
-def ConcatJointDiscriminator(branches: Sequence[XBranch], name: str = "joint_concat_discriminator") -> keras.Model:
-    """``MultiXDiscriminator``: concat of the M x-branches (256·M) → SN 1024 → SN 1024 → SN 1 (``[B, 1]`` logit).
+def ConcatJointDiscriminator(branches: Sequence[XBranch], name: str = "joint_concat_discriminator",
+                             head_hidden: Sequence[int] = HEAD_HIDDEN) -> keras.Model:
+    """``MultiXDiscriminator``: concat of the M x-branches → SN 1024 → SN 1024 → SN 1 (``[B, 1]`` logit).
 
-    3,766,849 trainable parameters for four MNIST modalities.
+    3,766,849 trainable parameters for four MNIST modalities. With ``head_hidden=(512, 512)`` and the CUB caption
+    and image branches this is the authors' ``XXDiscriminatorFTFT`` (3,985,921 parameters).
     """
     branches = _check_branches(branches, "ConcatJointDiscriminator")
-    inputs = _image_inputs(branches, name)
+    inputs = _inputs(branches, name)
     features = [branch.build(x, f"{name}_x{i}") for i, (branch, x) in enumerate(zip(branches, inputs))]
     h = keras.layers.Concatenate(axis=-1, name=f"{name}_concat")(features)
-    return keras.Model(inputs=inputs, outputs=sn_mlp_head(h, 1, name), name=name)
+    return keras.Model(inputs=inputs, outputs=sn_mlp_head(h, 1, name, head_hidden), name=name)
 
 
 def JointXZDiscriminator(
@@ -118,7 +133,7 @@ def JointXZDiscriminator(
     """
     branches = _check_branches(branches, "JointXZDiscriminator")
     z_dim = check_positive_int(z_dim, "JointXZDiscriminator z_dim")
-    inputs = _image_inputs(branches, name)
+    inputs = _inputs(branches, name)
     z = keras.Input(shape=(z_dim,), name=f"{name}_z")
     features = [branch.build(x, f"{name}_x{i}") for i, (branch, x) in enumerate(zip(branches, inputs))]
     hz = leaky_relu(f"{name}_z_lrelu1")(SNDense(JOINT_Z_HIDDEN, name=f"{name}_z_fc1")(z))

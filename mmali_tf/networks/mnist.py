@@ -100,4 +100,4 @@ def mnist_x_branch(x: keras.KerasTensor, prefix: str) -> keras.KerasTensor:
     return leaky_relu(f"{prefix}_lrelu2")(SNDense(FEATURE_DIM, name=f"{prefix}_fc2")(h))
 
 
-X_BRANCH = XBranch(kind="mnist", image_shape=IMAGE_SHAPE, build=mnist_x_branch)
+X_BRANCH = XBranch(kind="mnist", input_shape=IMAGE_SHAPE, build=mnist_x_branch)

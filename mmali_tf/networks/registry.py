@@ -1,106 +1,134 @@
-"""Build networks from a modality "kind" string.
+"""Build networks for modalities: per-modality networks through the modality's kind (:mod:`mmali_tf.kinds`), joint
+critics through the registry of joint architectures below.
 
-Kinds: ``"mnist"`` (28x28x1, MLP networks) and ``"svhn"`` (32x32x3, conv networks). Every builder returns a Keras
-functional model whose inputs have fixed shapes, so it is built on return and can be made a direct attribute of a
-bigger model. Unknown kinds, architectures or bad sizes raise :class:`mmali_tf.errors.ConfigError`.
+Every builder takes a modality as a :class:`~mmali_tf.config.ModalitySpec` or, for kinds with fixed networks, just
+its kind string (``"mnist"``, ``"svhn"``, ``"cub_caption"``, ``"cub_image"``), and returns a Keras functional model
+whose inputs have fixed shapes, so it is built on return and can be made a direct attribute of a bigger model.
+Unknown kinds, architectures or bad sizes raise :class:`mmali_tf.errors.ConfigError`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 
 import keras
 
+from mmali_tf import kinds as kinds_registry
 from mmali_tf.errors import ConfigError
-from mmali_tf.networks import joint, mnist, svhn
+from mmali_tf.networks import joint
 from mmali_tf.networks.critic import Critic
+from mmali_tf.registry import LiveMapping, Registry
+
+KINDS = kinds_registry.KINDS
+"""The modality kinds (the registry of :mod:`mmali_tf.kinds`)."""
 
 
-class _Kind(NamedTuple):
-    encoder: object
-    decoder: object
-    xz_discriminator: object
-    x_branch: joint.XBranch
-    xz_critic: object
+@dataclasses.dataclass(frozen=True)
+class JointArchitecture:
+    """A critic of q(X) against prod q(x_m): ``build(branches, name) -> model`` on one x-branch per modality."""
+
+    name: str
+    description: str
+    build: Callable[[Sequence[joint.XBranch], str], keras.Model]
 
 
-_KINDS = {
-    "mnist": _Kind(mnist.MNISTEncoder, mnist.MNISTDecoder, mnist.MNISTXZDiscriminator, mnist.X_BRANCH,
-                   mnist.xz_critic),
-    "svhn": _Kind(svhn.SVHNEncoder, svhn.SVHNDecoder, svhn.SVHNXZDiscriminator, svhn.X_BRANCH,
-                  svhn.xz_critic),
-}
-
-KINDS = tuple(_KINDS)
-"""The modality kinds that have networks."""
-
-IMAGE_SHAPES = {"mnist": mnist.IMAGE_SHAPE, "svhn": svhn.IMAGE_SHAPE}
-"""NHWC image shape (without batch axis) of each kind."""
-
-_JOINT_ARCHITECTURES = {"dot": joint.DotJointDiscriminator, "concat": joint.ConcatJointDiscriminator}
-
-JOINT_ARCHITECTURES = tuple(_JOINT_ARCHITECTURES)
-"""``"dot"`` (bilinear critic, exactly two modalities) and ``"concat"`` (concatenation MLP, any M >= 2)."""
+JOINT_ARCHITECTURE_REGISTRY: Registry[JointArchitecture] = Registry("joint discriminator architecture")
+JOINT_ARCHITECTURE_REGISTRY.register(JointArchitecture(
+    "dot", "bilinear critic of exactly two modalities, MNIST-SVHN's XXDiscriminatorDot",
+    lambda branches, name: joint.DotJointDiscriminator(branches, name=name)))
+JOINT_ARCHITECTURE_REGISTRY.register(JointArchitecture(
+    "concat", "concatenated branches -> SN 1024, 1024, 1, MultiMNIST's MultiXDiscriminator",
+    lambda branches, name: joint.ConcatJointDiscriminator(branches, name=name)))
+JOINT_ARCHITECTURE_REGISTRY.register(JointArchitecture(
+    "feature_concat", "concatenated branches -> SN 512, 512, 1, CUB's XXDiscriminatorFTFT",
+    lambda branches, name: joint.ConcatJointDiscriminator(branches, name=name, head_hidden=(512, 512))))
 
 
-def _kind(kind: str) -> _Kind:
-    try:
-        return _KINDS[kind]
-    except (KeyError, TypeError):
-        raise ConfigError(f"unknown modality kind {kind!r}; expected one of {', '.join(KINDS)}.") from None
+def _image_shapes() -> dict[str, tuple[int, ...]]:
+    return {k.name: k.input_spec(None).shape for k in KINDS.entries() if k.examples == kinds_registry.PIXELS}
 
 
-def x_branch(kind: str) -> joint.XBranch:
-    """The joint-discriminator x-branch of a kind."""
-    return _kind(kind).x_branch
+KIND_NAMES: Sequence[str] = KINDS.live_names()
+"""The registered modality kinds (a live view of the registry)."""
+
+IMAGE_SHAPES: Mapping[str, tuple[int, ...]] = LiveMapping(_image_shapes)
+"""NHWC image shape (without batch axis) of each image kind (a live view of the kinds registry)."""
+
+JOINT_ARCHITECTURES: Sequence[str] = JOINT_ARCHITECTURE_REGISTRY.live_names()
+"""``"dot"`` (bilinear critic, exactly two modalities), ``"concat"`` and ``"feature_concat"`` (concatenation MLPs,
+any M >= 2), a live view of the registry."""
 
 
-def _branches(kinds: Sequence[str]) -> list[joint.XBranch]:
-    if isinstance(kinds, str):
-        raise ConfigError(f"expected a sequence of modality kinds, got the string {kinds!r}.")
-    return [x_branch(kind) for kind in kinds]
+def modality(kind_or_spec):
+    """(kind, spec) of a ``ModalitySpec`` or of a kind string (then a spec with that kind and defaults)."""
+    if isinstance(kind_or_spec, str) or kind_or_spec is None or not hasattr(kind_or_spec, "kind"):
+        from mmali_tf.config import ModalitySpec
+
+        if not isinstance(kind_or_spec, str):
+            raise ConfigError(f"expected a modality kind or spec, got {kind_or_spec!r}.")
+        spec = ModalitySpec(name=kind_or_spec, kind=kind_or_spec, dataset="")
+    else:
+        spec = kind_or_spec
+    return KINDS.get(spec.kind), spec
 
 
-def build_encoder(kind: str, latent_dim: int, name: str) -> keras.Model:
-    """Image ``[B, *IMAGE_SHAPES[kind]]`` → ``[B, 2 * latent_dim]`` = [mean | logvar], each [style | content]."""
-    return _kind(kind).encoder(latent_dim, name=name)
+def x_branch(kind_or_spec) -> joint.XBranch:
+    """The joint-discriminator x-branch of a modality."""
+    kind, spec = modality(kind_or_spec)
+    return kind.x_branch(spec)
 
 
-def build_decoder(kind: str, latent_dim: int, name: str) -> keras.Model:
-    """``z [B, latent_dim]`` → images ``[B, *IMAGE_SHAPES[kind]]`` in [0, 1] (sigmoid output)."""
-    return _kind(kind).decoder(latent_dim, name=name)
+def _branches(modalities: Sequence) -> list[joint.XBranch]:
+    if isinstance(modalities, str):
+        raise ConfigError(f"expected a sequence of modality kinds, got the string {modalities!r}.")
+    return [x_branch(m) for m in modalities]
 
 
-def build_xz_discriminator(kind: str, latent_dim: int, out_dim: int, name: str) -> keras.Model:
+def input_shape(kind_or_spec) -> tuple[int, ...]:
+    """Shape of one example of a modality (``[H, W, C]`` or ``[D]``)."""
+    kind, spec = modality(kind_or_spec)
+    return tuple(kind.input_spec(spec).shape)
+
+
+def build_encoder(kind_or_spec, latent_dim: int, name: str) -> keras.Model:
+    """Example ``[B, *input_shape]`` → ``[B, 2 * latent_dim]`` = [mean | logvar], each [style | content]."""
+    kind, spec = modality(kind_or_spec)
+    return kind.encoder(spec, latent_dim, name=name)
+
+
+def build_decoder(kind_or_spec, latent_dim: int, name: str) -> keras.Model:
+    """``z [B, latent_dim]`` → ``[B, *input_shape]``: images in [0, 1] (sigmoid) or features (linear)."""
+    kind, spec = modality(kind_or_spec)
+    return kind.decoder(spec, latent_dim, name=name)
+
+
+def build_xz_discriminator(kind_or_spec, latent_dim: int, out_dim: int, name: str) -> keras.Model:
     """Inputs ``[x, z]`` → ``[B, out_dim]`` logits (spectrally normalised; honours ``training=``)."""
-    return _kind(kind).xz_discriminator(latent_dim, out_dim, name=name)
+    kind, spec = modality(kind_or_spec)
+    return kind.xz_discriminator(spec, latent_dim, out_dim, name=name)
 
 
-def build_joint_discriminator(kinds: Sequence[str], architecture: str, name: str) -> keras.Model:
-    """Inputs: a list of images in the order of ``kinds`` → ``[B, 1]`` logit.
+def build_joint_discriminator(modalities: Sequence, architecture: str, name: str) -> keras.Model:
+    """Inputs: a list of example batches in the order of ``modalities`` (kinds or specs) → ``[B, 1]`` logit.
 
-    ``architecture`` is ``"dot"`` (MNIST-SVHN's ``XXDiscriminatorDot``, two modalities) or ``"concat"``
-    (MultiMNIST's ``MultiXDiscriminator``).
+    ``architecture`` is a registered joint architecture: ``"dot"`` (MNIST-SVHN's ``XXDiscriminatorDot``, two
+    modalities), ``"concat"`` (MultiMNIST's ``MultiXDiscriminator``) or ``"feature_concat"`` (CUB's
+    ``XXDiscriminatorFTFT``).
     """
-    try:
-        builder = _JOINT_ARCHITECTURES[architecture]
-    except (KeyError, TypeError):
-        raise ConfigError(
-            f"unknown joint discriminator architecture {architecture!r}; "
-            f"expected one of {', '.join(JOINT_ARCHITECTURES)}."
-        ) from None
-    return builder(_branches(kinds), name=name)
+    builder = JOINT_ARCHITECTURE_REGISTRY.get(architecture).build
+    return builder(_branches(modalities), name)
 
 
-def build_joint_xz_discriminator(kinds: Sequence[str], z_dim: int, name: str) -> keras.Model:
+def build_joint_xz_discriminator(modalities: Sequence, z_dim: int, name: str) -> keras.Model:
     """Inputs ``[x_1, ..., x_M, z]`` (``z [B, z_dim]``) → ``[B, M + 1]`` logits (``MultiXZDiscriminator``)."""
-    return joint.JointXZDiscriminator(_branches(kinds), z_dim, name=name)
+    return joint.JointXZDiscriminator(_branches(modalities), z_dim, name=name)
 
 
-def xz_critic(kind: str, model: keras.Model) -> Critic:
+def xz_critic(kind_or_spec, model: keras.Model) -> Critic:
     """A ``build_xz_discriminator(kind, ...)`` model as the objective calls it, ``d(x, z)`` (same variables)."""
-    return _kind(kind).xz_critic(model)
+    kind, _ = modality(kind_or_spec)
+    return kind.xz_critic(model)
 
 
 def joint_critic(model: keras.Model) -> Critic:

@@ -116,4 +116,4 @@ def xz_critic(model: keras.Model) -> Critic:
     return merge_critic(model, f"{model.name}_concat")
 
 
-X_BRANCH = XBranch(kind="svhn", image_shape=IMAGE_SHAPE, build=svhn_x_branch)
+X_BRANCH = XBranch(kind="svhn", input_shape=IMAGE_SHAPE, build=svhn_x_branch)

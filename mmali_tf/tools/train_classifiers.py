@@ -17,7 +17,8 @@ import os
 from absl import flags
 
 from mmali_tf import cli
-from mmali_tf.config import DATASETS, NETWORK_KINDS, ExperimentConfig
+from mmali_tf.config import ExperimentConfig
+from mmali_tf.data.datasets import DATASETS
 from mmali_tf.errors import ConfigError
 from mmali_tf.tools import flag_checks
 
@@ -49,12 +50,15 @@ def run_config(workdir: str) -> ExperimentConfig:
 def parse_datasets(items) -> list[tuple[str, str]]:
     """``["mnist:mnist", ...]`` -> ``[("mnist", "mnist"), ...]``; :class:`ConfigError` for an entry that is not
     ``dataset:kind`` with a known dataset and network kind."""
+    from mmali_tf.evaluation.classifiers import KINDS as CLASSIFIER_KINDS
+
     pairs = []
     for item in items:
         dataset, _, kind = item.partition(":")
-        if dataset not in DATASETS or kind not in NETWORK_KINDS:
-            raise ConfigError(f"entry {item!r} must be dataset:kind with dataset one of {', '.join(DATASETS)} and "
-                              f"kind one of {', '.join(NETWORK_KINDS)}")
+        if dataset not in DATASETS or kind not in CLASSIFIER_KINDS:
+            raise ConfigError(f"entry {item!r} must be dataset:kind with dataset one of "
+                              f"{', '.join(DATASETS.names())} and kind one with a coherence classifier "
+                              f"({', '.join(CLASSIFIER_KINDS)})")
         if (dataset, kind) not in pairs:
             pairs.append((dataset, kind))
     return pairs
@@ -71,8 +75,14 @@ def _check_choice(values) -> bool:
 def targets() -> tuple[list[tuple[str, str]], str | None, str]:
     """The (dataset, kind) pairs to train, the data directory and the classifier directory of the flags."""
     if F.workdir:
+        from mmali_tf.evaluation.classifiers import KINDS as CLASSIFIER_KINDS
+
         config = run_config(F.workdir)
-        pairs = parse_datasets(f"{spec.dataset}:{spec.kind}" for spec in config.model.modalities)
+        # Kinds without a classifier (feature kinds) have nothing to train.
+        pairs = parse_datasets(f"{spec.dataset}:{spec.kind}" for spec in config.model.modalities
+                               if spec.kind in CLASSIFIER_KINDS)
+        if not pairs:
+            raise ConfigError(f"no modality of {F.workdir} has a kind with a coherence classifier")
         return pairs, F.data_dir or config.data.data_dir, F.out_dir or os.path.join(F.workdir, "classifiers")
     return parse_datasets(F.datasets), F.data_dir, F.out_dir
 

@@ -1,0 +1,82 @@
+"""The modality-kind registry: every network family a modality can have, one module each.
+
+A kind module defines a :class:`~mmali_tf.kinds.base.ModalityKind` (see :mod:`mmali_tf.kinds.base` for what it
+provides) as ``KIND``; this registry holds one line per kind. Config validation, the ``--modalities`` help text, the
+networks (:mod:`mmali_tf.networks.registry`), the training data checks, the sample grids, evaluation (classifiers,
+correlation), export and :mod:`mmali_tf.reference_port` all look kinds up here, so a new kind is its module plus
+its registration line (BUILD.md, "Adding a modality kind or a dataset").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from mmali_tf.errors import ConfigError
+from mmali_tf.kinds import cub_caption, cub_image, mnist, svhn, vector
+from mmali_tf.kinds.base import FEATURES, PIXELS, ClassifierSpec, InputSpec, ModalityKind, ReferenceNames
+from mmali_tf.registry import Registry
+
+KINDS: Registry[ModalityKind] = Registry("modality kind")
+KINDS.register(mnist.KIND)
+KINDS.register(svhn.KIND)
+KINDS.register(cub_caption.KIND)
+KINDS.register(cub_image.KIND)
+KINDS.register(vector.KIND)
+
+__all__ = ["FEATURES", "KINDS", "PIXELS", "ClassifierSpec", "InputSpec", "ModalityKind", "ReferenceNames", "get",
+           "kind_of", "input_spec", "apply_modality_options", "modality_option_help"]
+
+
+def get(name: str) -> ModalityKind:
+    """The registered kind ``name`` (``ConfigError`` listing the kinds otherwise)."""
+    return KINDS.get(name)
+
+
+def kind_of(spec) -> ModalityKind:
+    """The kind of a ``ModalitySpec``."""
+    return KINDS.get(spec.kind)
+
+
+def input_spec(spec) -> InputSpec:
+    """Shape and storage of one example of the modality ``spec``."""
+    return kind_of(spec).input_spec(spec)
+
+
+def _parse_value(key: str, text: str, entry: str):
+    try:
+        if key == "feature_dim":
+            return int(text)
+        return tuple(int(v) for v in text.replace("/", ",").split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"--modality_option {entry!r}: {key} takes "
+                          f"{'an integer' if key == 'feature_dim' else 'comma-separated integers'}") from None
+
+
+def apply_modality_options(specs: Sequence, entries: Iterable[str]) -> tuple:
+    """``specs`` (ModalitySpecs) with ``NAME:KEY=VALUE`` entries applied, e.g. ``text:feature_dim=768`` or
+    ``text:encoder_hidden=384,192,96``. KEY must be an option of the modality's kind."""
+    import dataclasses
+
+    by_name = {spec.name: spec for spec in specs}
+    for entry in entries:
+        name, _, assignment = entry.partition(":")
+        key, _, value = assignment.partition("=")
+        if not name or not key or not value:
+            raise ConfigError(f"--modality_option {entry!r} must be NAME:KEY=VALUE")
+        if name not in by_name:
+            raise ConfigError(f"--modality_option {entry!r}: no modality {name!r} (modalities: "
+                              f"{', '.join(by_name)})")
+        kind = kind_of(by_name[name])
+        if key not in kind.options:
+            allowed = ", ".join(kind.options) if kind.options else "none (its networks are fixed)"
+            raise ConfigError(f"--modality_option {entry!r}: kind {kind.name!r} has no option {key!r} (options: "
+                              f"{allowed})")
+        by_name[name] = dataclasses.replace(by_name[name], **{key: _parse_value(key, value, entry)})
+    return tuple(by_name[spec.name] for spec in specs)
+
+
+def modality_option_help() -> str:
+    """Help text of ``--modality_option``: the kinds that take options and their option names."""
+    parts = [f"{kind.name}: {', '.join(kind.options)}" for kind in KINDS.entries() if kind.options]
+    return ("Per-modality options, NAME:KEY=VALUE (repeat the flag), e.g. text:feature_dim=768 or "
+            "text:encoder_hidden=384,192,96. Options by kind: " + ("; ".join(parts) or "none"))

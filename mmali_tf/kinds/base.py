@@ -1,0 +1,203 @@
+"""What a modality kind provides: the contract of every entry of :data:`mmali_tf.kinds.KINDS`.
+
+A kind is a network family and everything that depends on it: the shape and storage of one example, the encoder,
+decoder and (x, z) discriminator with the :class:`~mmali_tf.networks.critic.Critic` through which the objective calls
+it, the branch through which the modality enters a joint critic, how coherence is measured (a classifier for image
+kinds, none for feature kinds), how examples are drawn in the sample grids, and the names of the authors'
+counterparts of its layers (for :mod:`mmali_tf.reference_port`).
+
+Every method takes the :class:`~mmali_tf.config.ModalitySpec` of the modality, so a kind whose size is not fixed
+(``vector``) reads it there; fixed kinds ignore it. Network builders are imported inside the methods: importing the
+registry costs no TensorFlow start-up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from mmali_tf.errors import ConfigError
+
+PIXELS = "pixels"
+"""Examples stored as uint8 0..255 images ``[H, W, C]``; the networks see them divided by 255 (in [0, 1]) and the
+decoders end in a sigmoid."""
+
+FEATURES = "features"
+"""Examples stored as float32 vectors ``[D]``; the networks see the values as they are and the decoders are
+linear."""
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSpec:
+    """One example of a modality, without the batch axis.
+
+    Attributes:
+        shape: ``(H, W, C)`` for images, ``(D,)`` for feature vectors.
+        examples: :data:`PIXELS` or :data:`FEATURES` (how the data is stored and scaled).
+    """
+
+    shape: tuple[int, ...]
+    examples: str
+
+    @property
+    def dtype(self) -> str:
+        """The numpy dtype a dataset stores these examples in."""
+        return "uint8" if self.examples == PIXELS else "float32"
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassifierSpec:
+    """The coherence classifier of an image kind (docs/authors_code.md, section 2.1).
+
+    Attributes:
+        build: ``build(protocol, seed) -> keras.Model``, images in [0, 1] -> 10 logits.
+        default_epochs: training epochs when not overridden (``classifiers.TrainSettings``).
+        always_on_dropout_in_reference: the reference protocol keeps a dropout active at inference (MNIST's bug).
+    """
+
+    build: Callable[[str, int], Any]
+    default_epochs: int
+    always_on_dropout_in_reference: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class ReferenceNames:
+    """Where the authors' PyTorch modules of this kind sit in our layers (``reference_port``).
+
+    Each table maps their module index (inside ``Sequential``\\ s) or path to our layer-name suffix, the layer being
+    ``f"{model.name}_{suffix}"``.
+
+    Attributes:
+        encoder: index in their encoder's ``model`` (wrapped by their Gaussian module as ``module.model.<i>``).
+        decoder: index in their decoder's ``model``.
+        x_branch: index in the x-branch of their joint critics (suffixes relative to the branch prefix).
+        xz: module path in their (x, z) discriminator.
+    """
+
+    encoder: Mapping[int, str]
+    decoder: Mapping[int, str]
+    x_branch: Mapping[int, str]
+    xz: Mapping[str, str]
+
+
+class ModalityKind:
+    """Base class of the kinds; subclasses set the attributes and implement the network methods.
+
+    Attributes:
+        name: the registry key (the ``kind`` of a ``ModalitySpec``).
+        description: one line for help texts.
+        examples: :data:`PIXELS` or :data:`FEATURES`; a modality's dataset must hold the same.
+        options: the optional ``ModalitySpec`` fields this kind reads (``feature_dim``, widths); settable with
+            ``--modality_option``.
+        reference_names: the authors' layer names, or None where the authors have no such network.
+    """
+
+    name: str = ""
+    description: str = ""
+    examples: str = PIXELS
+    options: tuple[str, ...] = ()
+    reference_names: ReferenceNames | None = None
+
+    # ------------------------------------------------------------------ the spec
+    def input_spec(self, spec) -> InputSpec:
+        """Shape and storage of one example of the modality ``spec``."""
+        raise NotImplementedError
+
+    def check(self, spec) -> None:
+        """``ConfigError`` unless ``spec`` is a valid modality of this kind (called by config validation).
+
+        The default accepts only the common fields: every option the kind does not read must keep its default.
+        """
+        from mmali_tf.config import ModalitySpec
+
+        defaults = ModalitySpec(name="", kind="", dataset="")
+        for key in ("feature_dim", "encoder_hidden", "x_hidden", "z_hidden", "head_hidden"):
+            if key not in self.options and getattr(spec, key) != getattr(defaults, key):
+                raise ConfigError(f"modality {spec.name!r}: kind {self.name!r} takes no {key} (it has fixed "
+                                  f"networks), got {getattr(spec, key)!r}")
+
+    # ------------------------------------------------------------------ networks (Keras functional models)
+    def encoder(self, spec, latent_dim: int, name: str):
+        """x ``[B, *input_shape]`` -> ``[B, 2 latent_dim]`` = [mean | logvar], each [style | content]."""
+        raise NotImplementedError
+
+    def decoder(self, spec, latent_dim: int, name: str):
+        """z ``[B, latent_dim]`` -> ``[B, *input_shape]``."""
+        raise NotImplementedError
+
+    def xz_discriminator(self, spec, latent_dim: int, out_dim: int, name: str):
+        """``[x, z]`` -> ``[B, out_dim]`` logits, spectrally normalised, inputs ``f"{name}_x"`` / ``f"{name}_z"``."""
+        raise NotImplementedError
+
+    def xz_critic(self, model):
+        """The :class:`~mmali_tf.networks.critic.Critic` of an :meth:`xz_discriminator` model."""
+        raise NotImplementedError
+
+    def x_branch(self, spec):
+        """The :class:`~mmali_tf.networks.joint.XBranch` through which the modality enters joint critics."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ evaluation and monitoring
+    def classifier(self) -> ClassifierSpec | None:
+        """The coherence classifier (images), or None (no classifier: coherence does not apply)."""
+        return None
+
+    def render(self, rows: Sequence[np.ndarray], labels=None, title=None) -> np.ndarray:
+        """Rows of examples (float32 ``[N, *input_shape]``, as the networks see them) as one uint8 RGB grid, with
+        ``labels`` (one per row) and ``title`` written on it (:func:`mmali_tf.images.tile`)."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<modality kind {self.name}>"
+
+
+def check_widths(value, what: str) -> tuple[int, ...]:
+    """``value`` as a tuple of positive ints, else ``ConfigError`` naming ``what``."""
+    widths = tuple(value)
+    if not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths):
+        raise ConfigError(f"{what} must be positive integers, got {value!r}")
+    return widths
+
+
+class ImageKind(ModalityKind):
+    """A kind of uint8 images with fixed networks: quarter turns allowed, sample grids drawn as the images.
+
+    The networks come from one module of :mod:`mmali_tf.networks` (``networks``, imported on first use) that
+    defines ``IMAGE_SHAPE``, ``<prefix>Encoder``, ``<prefix>Decoder``, ``<prefix>XZDiscriminator``, ``xz_critic``
+    and ``X_BRANCH``, as ``networks/mnist.py`` and ``networks/svhn.py`` do.
+    """
+
+    examples = PIXELS
+    networks: str = ""  # e.g. "mmali_tf.networks.mnist"
+    prefix: str = ""  # e.g. "MNIST"
+
+    def _networks(self):
+        import importlib
+
+        return importlib.import_module(self.networks)
+
+    def input_spec(self, spec=None) -> InputSpec:
+        return InputSpec(tuple(self._networks().IMAGE_SHAPE), self.examples)
+
+    def encoder(self, spec, latent_dim, name):
+        return getattr(self._networks(), f"{self.prefix}Encoder")(latent_dim, name=name)
+
+    def decoder(self, spec, latent_dim, name):
+        return getattr(self._networks(), f"{self.prefix}Decoder")(latent_dim, name=name)
+
+    def xz_discriminator(self, spec, latent_dim, out_dim, name):
+        return getattr(self._networks(), f"{self.prefix}XZDiscriminator")(latent_dim, out_dim, name=name)
+
+    def xz_critic(self, model):
+        return self._networks().xz_critic(model)
+
+    def x_branch(self, spec=None):
+        return self._networks().X_BRANCH
+
+    def render(self, rows: Sequence[np.ndarray], labels=None, title=None) -> np.ndarray:
+        from mmali_tf.images import tile
+
+        return tile([np.asarray(r) for r in rows], labels=labels, title=title)

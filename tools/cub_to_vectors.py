@@ -1,0 +1,92 @@
+"""Writes CUB features (real or the stand-in) as ``vector`` dataset files, the README's example of the vector kind.
+
+    python tools/cub_to_vectors.py --data_dir DIR --out_dir OUT [--captions all|first] [--overwrite]
+
+Reads ``DIR/cub/{train,test}/`` (docs/cub_data.md) and writes, per split, ``OUT/caption_<split>.npz`` and
+``OUT/image_<split>.npz`` (``features`` float32 and ``labels``, the image's class), paired by row as the vector
+dataset pairs them (mmali_tf/data/vectors.py): with ``--captions all`` (default) row ``t`` is CUB's pair ``t``
+(caption ``t mod 10`` of image ``t // 10``, the image row repeated for each of its captions); with ``--captions
+first`` only each image's first caption (N rows). A stand-in's ``STANDIN.txt`` is copied, so the vector data is
+reported as a stand-in too. Existing files are replaced only with ``--overwrite``; each file is written to a
+temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from anywhere
+
+import numpy as np  # noqa: E402
+
+from mmali_tf.data import cub_features as cf  # noqa: E402
+from mmali_tf.data.sources import STANDIN_MARKER  # noqa: E402
+from mmali_tf.errors import MMALIError  # noqa: E402
+
+NAMES = ("caption", "image")
+
+
+def vector_arrays(split: cf.CUBFeatureSplit, captions: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{"caption": (features, labels), "image": (features, labels)}, row t of both one pair."""
+    if captions == "all":
+        labels = np.repeat(split.class_ids, cf.CAPTIONS_PER_IMAGE)
+        return {"caption": (split.pair_captions(), labels), "image": (split.pair_images(), labels)}
+    return {"caption": (split.caption_features[:, 0], split.class_ids),
+            "image": (split.image_features, split.class_ids)}
+
+
+def _save(path: str, features: np.ndarray, labels: np.ndarray) -> None:
+    tmp = f"{path}.partial.{os.getpid()}.npz"
+    try:
+        np.savez(tmp, features=np.ascontiguousarray(features, np.float32), labels=np.asarray(labels, np.int64))
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def convert(data_dir: str, out_dir: str, captions: str = "all", overwrite: bool = False, print_fn=print) -> list[str]:
+    """Writes the vector files; returns their paths."""
+    targets = [os.path.join(out_dir, f"{name}_{split}.npz") for split in cf.SPLITS for name in NAMES]
+    existing = [t for t in targets if os.path.exists(t)]
+    if existing and not overwrite:
+        raise MMALIError(f"{existing[0]} already exists (pass --overwrite to replace the vector files)")
+    splits = {split: cf.load_cub_features(data_dir, split) for split in cf.SPLITS}  # everything read first
+    os.makedirs(out_dir, exist_ok=True)
+    for split, cub in splits.items():
+        for name, (features, labels) in vector_arrays(cub, captions).items():
+            path = os.path.join(out_dir, f"{name}_{split}.npz")
+            _save(path, features, labels)
+            print_fn(f"{path}: {features.shape[0]:,} x {features.shape[1]} ({cub.source.split(' from ')[0]})")
+    marker = os.path.join(out_dir, STANDIN_MARKER)
+    if any(cub.standin for cub in splits.values()):
+        source = os.path.join(cf.split_dir(data_dir, "train"), STANDIN_MARKER)
+        shutil.copyfile(source, marker)
+        print_fn(f"{marker}: copied (synthetic stand-in data)")
+    elif os.path.exists(marker):
+        os.remove(marker)
+    return targets
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data_dir", required=True, help="directory holding cub/{train,test}/")
+    p.add_argument("--out_dir", required=True, help="where the vector files go (a --data_dir for the vector dataset)")
+    p.add_argument("--captions", choices=("all", "first"), default="all",
+                   help="all: CUB's 10 N pairs (default); first: each image's first caption only")
+    p.add_argument("--overwrite", action="store_true", help="replace existing vector files")
+    args = p.parse_args(argv)
+    try:
+        convert(args.data_dir, os.path.abspath(args.out_dir), args.captions, args.overwrite)
+    except MMALIError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
