@@ -74,9 +74,19 @@ def test_a_baseline_before_configs_times_the_presets_with_the_legacy_builder(tmp
         now = json.loads(json.dumps(dataclasses.asdict(speed.benchmark_config(preset, xla=False, intra_op=1,
                                                                               inter_op=2))))  # tuples as lists
         old = legacy[preset]
-        for section in ("model", "loss"):  # every setting both versions have
-            common = set(old[section]) & set(now[section])
-            assert {k: old[section][k] for k in common} == {k: now[section][k] for k in common}, (preset, section)
+        def shared(a, b):
+            """The settings (and modality fields) both versions have."""
+            if isinstance(a, dict):
+                keys = set(a) & set(b)
+                return {k: shared(a[k], b[k])[0] for k in keys}, {k: shared(a[k], b[k])[1] for k in keys}
+            if isinstance(a, list) and len(a) == len(b):
+                pairs = [shared(x, y) for x, y in zip(a, b)]
+                return [p[0] for p in pairs], [p[1] for p in pairs]
+            return a, b
+
+        for section in ("model", "loss"):
+            mine, theirs = shared(old[section], now[section])
+            assert mine == theirs, (preset, section)
         for key in ("data_multiplication", "use_all", "percentage", "max_d"):
             assert old["data"][key] == now["data"][key], (preset, key)
         for key in ("batch_size", "xla", "strategy", "num_devices", "intra_op_threads", "inter_op_threads"):

@@ -66,6 +66,16 @@ def test_multimnist_presets_are_the_readme_config(num, discriminator):
     assert {(m.dataset, m.kind) for m in config.model.modalities} == {("mnist", "mnist")}
 
 
+def test_cub_preset_is_the_readme_config():
+    config = configs.build("cub")
+    assert_matches(config, {"model.latent_dim": 64, "model.style_dim": 32, "model.joint_architecture": "feature_concat",
+                            "loss.lambda_unimodal": 1.0, "loss.lambda_x_rec": 1.0, "loss.lambda_s_rec": 0.0,
+                            "loss.lambda_c_rec": 0.0, "loss.joint_rec": False, "train.batch_size": 64,
+                            "train.max_iter": 250_000, "train.lr": 2e-4, "train.ema_start": 50_000})
+    assert [(m.name, m.kind, m.rec_weight) for m in config.model.modalities] == [
+        ("caption", "cub_caption", 1000.0), ("image", "cub_image", 1.0)]  # caption first: the authors' key order
+
+
 def test_quickstart_is_the_mnist_svhn_model_on_embedded_data():
     quick, readme = configs.build("quickstart"), configs.build("mnist_svhn")
     assert quick.loss == readme.loss

@@ -21,14 +21,14 @@ def cub_config(**overrides):
     """flags/cub.cfg as the training command line reads it."""
     from absl import flags
 
-    from mmali_tf import train
+    from mmali_tf import cli, train  # noqa: F401  (train defines the flags)
 
     cwd = os.getcwd()
     os.chdir(REPO)
     try:
         flags.FLAGS(["train", "--flagfile=flags/cub.cfg", "--workdir=/unused", "--noxla",
                      *(f"--{k}={v}" for k, v in overrides.items())])
-        return train.config_from_flags()
+        return cli.config_from_flags()
     finally:
         flags.FLAGS.unparse_flags()
         os.chdir(cwd)

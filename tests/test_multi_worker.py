@@ -27,7 +27,48 @@ MODEL = ["--config=tiny", "--modalities=a:digits_grey28:mnist,b:digits_grey28:mn
          "--nojoint_rec", "--lambda_x_rec=0", "--lambda_s_rec=0", "--lambda_c_rec=0", "--image_every=1000",
          "--log_every=1", "--save_every=3", "--deterministic"]
 STEPS = 6
-PARITY_ATOL = 1e-4  # max |weight difference| after the run, 2 replicas against 1
+# Parity, 2 replicas against 1 (measured: BUILD.md, "Distributed training and XLA"). A 2-replica step averages two
+# half-batch means where one replica takes one mean and sums gradients in another order, so gradients agree to
+# float32 rounding; Adam's first updates, lr g / (|g| + eps), then move elements whose gradient is within rounding of
+# zero by up to lr either way (docs/objective.md, section 9), and later steps compound that in the discriminators.
+GRAD_RTOL = 1e-5  # x max|g| of the tensor, per element, after one step
+TINY_GRADIENT = 1e-6  # = 100 x Adam's eps: only elements with |g| below it may take a visibly different first update
+G_ATOL = 1e-4  # generators and their EMA after the few-step run
+D_MOVEMENT_RTOL = 0.1  # discriminators: |w2 - w1| / |w1 - w0| (the difference against how far training moved them)
+
+
+def restored(workdir, step=STEPS):
+    """The model of a run directory at ``step`` (live, EMA, both optimizers)."""
+    from mmali_tf import checkpointing, training
+    from mmali_tf.config import ExperimentConfig
+
+    config = ExperimentConfig.from_json_file(str(workdir / "config.json")).replace(train=dict(strategy="default"))
+    model = training.build_model(config)
+    checkpointing.restore(checkpointing.make_checkpoint(model), str(workdir / "checkpoints" / f"ckpt-{step}"))
+    return model
+
+
+def initial(workdir):
+    from mmali_tf import training
+    from mmali_tf.config import ExperimentConfig
+
+    return training.build_model(ExperimentConfig.from_json_file(str(workdir / "config.json")).replace(
+        train=dict(strategy="default")))
+
+
+def values(variables):
+    return [v.numpy().astype(np.float64) for v in variables]
+
+
+def assert_parity(ours_dir, reference_dir) -> None:
+    ours, reference, start = restored(ours_dir), restored(reference_dir), initial(reference_dir)
+    for a, b in zip(values(ours.g_variables + [v for n in ours.ema_encoders.values() for v in n.weights]),
+                    values(reference.g_variables + [v for n in reference.ema_encoders.values() for v in n.weights])):
+        assert float(np.abs(a - b).max()) <= G_ATOL
+    d1, d2, d0 = values(reference.d_variables), values(ours.d_variables), values(start.d_variables)
+    difference = np.sqrt(sum(((a - b) ** 2).sum() for a, b in zip(d1, d2)))
+    movement = np.sqrt(sum(((a - b) ** 2).sum() for a, b in zip(d1, d0)))
+    assert difference <= D_MOVEMENT_RTOL * movement, (difference, movement)
 
 
 def train_cmd(workdir, *extra):
@@ -41,11 +82,6 @@ def launch_cmd(workdir, *extra, workers=2):
 
 def run(cmd, timeout=900, env=ENV):
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def checkpoint_weights(prefix: str) -> dict[str, np.ndarray]:
-    reader = tf.train.load_checkpoint(prefix)
-    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map() if k.startswith("model/")}
 
 
 def digests(output: str) -> list[str]:
@@ -82,13 +118,7 @@ def test_two_workers_one_writer_same_weights(two_workers, single):
     assert len(os.listdir(workdir / "tensorboard")) == 1
     assert "[worker 1] step" not in output  # progress comes from the chief only
     # ... and the weights of the 1-worker run with the same global batch.
-    ours, reference = checkpoint_weights(str(workdir / "checkpoints" / "ckpt-6")), checkpoint_weights(
-        str(single / "checkpoints" / "ckpt-6"))
-    assert ours.keys() == reference.keys()
-    worst = max(float(np.abs(ours[k] - reference[k]).max()) for k in ours)
-    assert worst <= PARITY_ATOL, worst
-    moved = checkpoint_weights(str(single / "checkpoints" / "ckpt-3"))
-    assert max(float(np.abs(moved[k] - reference[k]).max()) for k in ours) > 100 * PARITY_ATOL  # it trained
+    assert_parity(workdir, single)
 
 
 def test_kill_a_worker_and_resume(two_workers, tmp_path):
@@ -149,20 +179,28 @@ def test_mirrored_strategy_on_two_logical_devices_matches_one_device(single, tmp
     result = run(train_cmd(workdir, "--strategy=mirrored", "--num_devices=2"))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "2 replica(s)" in result.stdout
-    ours, reference = (checkpoint_weights(str(w / "checkpoints" / "ckpt-6")) for w in (workdir, single))
-    worst = max(float(np.abs(ours[k] - reference[k]).max()) for k in ours)
-    assert worst <= PARITY_ATOL, worst
+    assert_parity(workdir, single)
 
 
 def test_one_step_parity_on_two_logical_devices(tmp_path):
-    """After ONE step the 2-replica and the 1-replica weights agree to float32 rounding of the update."""
-    results = {}
+    """After ONE step the 2-replica gradients (Adam's first moments, exactly (1 - beta_1) g) equal the 1-replica ones
+    to float32 rounding, and the weights differ only where the gradient is within rounding of zero."""
+    runs = {}
     for name, extra in (("one", ()), ("two", ("--strategy=mirrored", "--num_devices=2"))):
         out = run(train_cmd(tmp_path / name, "--max_iter=1", "--save_every=1", *extra))
         assert out.returncode == 0, out.stderr[-2000:]
-        results[name] = checkpoint_weights(str(tmp_path / name / "checkpoints" / "ckpt-1"))
-    worst = max(float(np.abs(results["one"][k] - results["two"][k]).max()) for k in results["one"])
-    assert worst <= 2e-5, worst
+        runs[name] = restored(tmp_path / name, step=1)
+    one, two = runs["one"], runs["two"]
+    for optimizer_1, optimizer_2, variables_1, variables_2 in (
+            (one.d_optimizer, two.d_optimizer, one.d_variables, two.d_variables),
+            (one.g_optimizer, two.g_optimizer, one.g_variables, two.g_variables)):
+        for v1, v2 in zip(variables_1, variables_2):
+            g1 = optimizer_1.first_moment(v1).numpy() / (1 - optimizer_1.beta_1)
+            g2 = optimizer_2.first_moment(v2).numpy() / (1 - optimizer_2.beta_1)
+            scale = float(np.abs(g1).max())
+            assert float(np.abs(g1 - g2).max()) <= GRAD_RTOL * scale + 1e-12, v1.path
+            moved_apart = np.abs(v1.numpy() - v2.numpy()) > 1e-7
+            assert np.all(np.abs(g1[moved_apart]) <= TINY_GRADIENT), v1.path
 
 
 @pytest.mark.parametrize("tf_config, fragment", [
