@@ -66,6 +66,26 @@ def discover(directory: str) -> list[Found]:
     return sorted(found, key=lambda f: f.step, reverse=True)
 
 
+KEPT = "kept"
+"""Subdirectory of checkpoints/ holding the checkpoints of ``train.keep_steps`` (never deleted)."""
+
+
+def keep(prefix: str) -> str:
+    """Hard-link (or copy) the files of checkpoint ``prefix`` into ``<its dir>/kept/``; returns the kept prefix."""
+    directory, base = os.path.split(prefix)
+    kept = os.path.join(directory, KEPT)
+    os.makedirs(kept, exist_ok=True)
+    for path in glob.glob(glob.escape(prefix) + ".*"):
+        target = os.path.join(kept, os.path.basename(path))
+        if os.path.exists(target):
+            os.remove(target)
+        try:
+            os.link(path, target)
+        except OSError:
+            shutil.copy2(path, target)
+    return os.path.join(kept, base)
+
+
 def stale_temporaries(directory: str) -> list[str]:
     """Folders and files an interrupted save left behind in ``directory`` (TensorFlow's ``ckpt-N_temp*``)."""
     if not os.path.isdir(directory):

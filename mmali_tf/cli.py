@@ -118,9 +118,17 @@ def _parse_scalar(raw: str, kind, where: str):
         raise ConfigError(f"{where}: {exc}") from None
 
 
+def _parse_steps(items) -> tuple[int, ...]:
+    try:
+        return tuple(sorted({int(item) for item in items}))
+    except ValueError:
+        raise ConfigError(f"steps must be integers, got {list(items)}") from None
+
+
 _LIST_PARSERS: dict[str, Callable] = {
     "model.modalities": lambda items: tuple(parse_modality(m) for m in items),
     "data.extra_unpaired": parse_extra_unpaired,
+    "train.keep_steps": _parse_steps,
 }
 
 
@@ -179,14 +187,14 @@ def define_config_flags() -> None:
         text = f"{f.metadata['help']}{_registry_help(path)} (default: {_show(default)})"
         base = next((a for a in typing.get_args(kind) if a is not type(None)), kind)
         name = flag_name(path)
-        if base is bool:
+        if path in _LIST_PARSERS:
+            flags.DEFINE_list(name, None, text)
+        elif base is bool:
             flags.DEFINE_bool(name, None, text)
         elif base is int:
             flags.DEFINE_integer(name, None, text)
         elif base is float:
             flags.DEFINE_float(name, None, text)
-        elif path in _LIST_PARSERS:
-            flags.DEFINE_list(name, None, text)
         else:
             flags.DEFINE_string(name, None, text)
         short = f.metadata["flag"] or path.rsplit(".", 1)[-1]

@@ -140,6 +140,8 @@ class TrainConfig:
     eval_every: int = setting(0, "Evaluation interval (iterations); 0 = never during training.", lower=0)
     eval_at_end: bool = setting(False, "Evaluate the final model.")
     keep_checkpoints: int = setting(3, "Checkpoints to keep.", lower=1)
+    keep_steps: tuple[int, ...] = setting((), "Steps whose checkpoints are saved and kept for good, besides the newest "
+                                              "keep_checkpoints (in checkpoints/kept/; e.g. for learning curves).")
     xla: bool | None = setting(None, "Compile the training step with XLA; unset = auto: on with a GPU or TPU, off on "
                                      "a CPU-only machine, where oneDNN's kernels are faster.")
     strategy: str = setting("default", "tf.distribute strategy.", choices=("default", "mirrored", "multi_worker"))
@@ -221,8 +223,10 @@ class ExperimentConfig:
             model["modalities"] = tuple(ModalitySpec(**spec) for spec in model["modalities"])
             data = dict(raw["data"])
             data["extra_unpaired"] = tuple((str(n), int(c)) for n, c in data.get("extra_unpaired", ()))
+            train = dict(raw["train"])
+            train["keep_steps"] = tuple(int(s) for s in train.get("keep_steps", ()))
             return cls(name=raw["name"], data=DataConfig(**data), model=ModelConfig(**model),
-                       loss=LossConfig(**raw["loss"]), train=TrainConfig(**raw["train"]))
+                       loss=LossConfig(**raw["loss"]), train=TrainConfig(**train))
         except (KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"malformed config: {exc}") from exc
 

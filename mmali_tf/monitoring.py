@@ -53,13 +53,14 @@ class Monitor:
     """Called after every training step with the step's scalars (means over the global batch).
 
     Every ``log_every`` steps (and at checkpoints and the end): check that the window's means are finite, write
-    them to TensorBoard, print ``step, rate, ETA``. Every ``save_every``: ``save_fn(step)``; ``image_every``:
+    them to TensorBoard, print ``step, rate, ETA``. Every ``save_every`` and at each of ``keep_steps``:
+    ``save_fn(step)``; ``image_every``:
     ``image_fn(step)``; ``extra_every``: ``extra_fn(step)`` (evaluation). ``writer``, ``image_fn``, ``extra_fn`` and
     ``print_fn`` may be None (workers other than the chief); the schedule is the same on every worker.
     """
 
     def __init__(self, *, save_fn, writer, max_iter, log_every, save_every, image_every, batch_size, start_step,
-                 image_fn=None, print_fn=print, extra_fn=None, extra_every=0):
+                 image_fn=None, print_fn=print, extra_fn=None, extra_every=0, keep_steps=()):
         self.save_fn = save_fn
         self.writer = writer
         self.max_iter = max_iter
@@ -71,6 +72,7 @@ class Monitor:
         self.print_fn = print_fn
         self.extra_fn = extra_fn
         self.extra_every = extra_every
+        self.keep_steps = tuple(keep_steps)
         self.start_step = self.window_step = self.previous_step = start_step
         self.start_time = self.window_time = time.perf_counter()
         self.sums: dict[str, float] = {}
@@ -88,9 +90,10 @@ class Monitor:
         for key, value in scalars.items():
             self.sums[key] = self.sums.get(key, 0.0) + float(value)
         self.count += 1
-        if self._due(step, self.log_every) or self._due(step, self.save_every) or step == self.max_iter:
+        save = self._due(step, self.save_every) or any(self.previous_step < k <= step for k in self.keep_steps)
+        if self._due(step, self.log_every) or save or step == self.max_iter:
             self.log(step)
-        if self._due(step, self.save_every):
+        if save:
             self.save(step)
         if self.image_fn is not None and self._due(step, self.image_every):
             self.image_fn(step)

@@ -27,7 +27,7 @@ DATA_FINGERPRINTS = "data_fingerprints.json"
 
 # Train settings that may change between a run and its resumption without changing what is learned.
 RESUMABLE_TRAIN_FIELDS = {"max_iter", "save_every", "log_every", "image_every", "eval_every", "eval_at_end",
-                          "keep_checkpoints", "xla", "strategy", "num_devices", "steps_per_execution",
+                          "keep_checkpoints", "keep_steps", "xla", "strategy", "num_devices", "steps_per_execution",
                           "intra_op_threads", "inter_op_threads", "cluster_timeout", "collective_timeout",
                           "precision"}
 RESUMABLE_DATA_FIELDS = {"data_dir", "tfds_data_dir", "download"}

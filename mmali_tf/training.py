@@ -128,11 +128,12 @@ class _SignalStop:
 class _CheckpointWriter:
     """Saves ``ckpt-<step>``: into the run directory on the chief, into a throwaway directory on other workers."""
 
-    def __init__(self, model, workdir: str, role: distribution.Role, keep: int):
+    def __init__(self, model, workdir: str, role: distribution.Role, keep: int, keep_steps=()):
         self.role = role
         self.directory = (checkpointing.checkpoint_dir(workdir) if role.is_chief
                           else tempfile.mkdtemp(prefix=f"mmali_worker{role.task_index}_"))
         self.manager = checkpointing.make_manager(model, self.directory, keep)
+        self.keep_steps = set(keep_steps)
 
     def save(self, step: int) -> str | None:
         """The chief's checkpoint path (None on the other workers, whose share is thrown away at the end)."""
@@ -142,6 +143,8 @@ class _CheckpointWriter:
             checkpointing.remove_paths(checkpointing.stale_temporaries(self.directory))
             raise MMALIError(f"could not write the checkpoint at step {step}: {rundir.os_reason(exc)} "
                              f"(the previous checkpoint {self.manager.latest_checkpoint} is intact)") from exc
+        if self.role.is_chief and step in self.keep_steps:
+            checkpointing.keep(path)
         return path if self.role.is_chief else None
 
     def close(self) -> None:
@@ -217,7 +220,7 @@ def run(config: ExperimentConfig, workdir: str, print_fn=print, evaluate_fn=None
         writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
         if not restored:
             write_config_summary(writer, config)
-    checkpoints = _CheckpointWriter(model, workdir, role, t.keep_checkpoints)
+    checkpoints = _CheckpointWriter(model, workdir, role, t.keep_checkpoints, t.keep_steps)
     grids = image_batch(splits, pairs, config.data.seed) if role.is_chief else None
 
     def write_images(step):
@@ -228,7 +231,8 @@ def run(config: ExperimentConfig, workdir: str, print_fn=print, evaluate_fn=None
     monitor = Monitor(save_fn=checkpoints.save, writer=writer, max_iter=t.max_iter, log_every=t.log_every,
                       save_every=t.save_every, image_every=t.image_every, batch_size=t.batch_size,
                       start_step=start_step, image_fn=write_images if role.is_chief else None, print_fn=say,
-                      extra_fn=evaluate if t.eval_every > 0 else None, extra_every=t.eval_every)
+                      extra_fn=evaluate if t.eval_every > 0 else None, extra_every=t.eval_every,
+                      keep_steps=t.keep_steps)
     monitor.last_checkpoint = restored.prefix if restored else None
     started = time.perf_counter()
     try:

@@ -151,3 +151,16 @@ def test_auto_execution_settings_on_a_cpu_only_machine():
     assert tiny_config(intra_op_threads=-1).validate().train.intra_op_threads == -1  # "auto", resolved at run time
     with pytest.raises(ConfigError, match="intra_op_threads"):
         tiny_config(intra_op_threads=-2).validate()
+
+
+def test_keep_steps_are_saved_and_kept(tmp_path):
+    """Checkpoints at train.keep_steps are written (off the save_every schedule) and survive keep_checkpoints."""
+    workdir = str(tmp_path / "run")
+    training.run(tiny_config(max_iter=4, save_every=3, keep_checkpoints=1, keep_steps=(1, 3)), workdir,
+                 print_fn=quiet)
+    directory = checkpointing.checkpoint_dir(workdir)
+    assert [f.step for f in checkpointing.discover(directory)] == [4]
+    assert [f.step for f in checkpointing.discover(os.path.join(directory, checkpointing.KEPT))] == [3, 1]
+    model = training.build_model(tiny_config())
+    path, step = checkpointing.restore_ema_only(model, workdir, os.path.join(directory, "kept", "ckpt-1"))
+    assert step == 1
