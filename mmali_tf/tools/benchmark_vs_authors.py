@@ -175,6 +175,15 @@ def window_table(steps: int, ours: list[dict], theirs: list[dict]) -> list[str]:
     return lines
 
 
+def utilization_line(its: float, ours: dict) -> str:
+    """Our step's FLOP rate at ``its`` iterations per second, and its share of the measured matmul peaks."""
+    rate = its * ours["step_gflop"]
+    peaks = ours.get("peak_gflops") or {}
+    shares = ", ".join(f"{100 * rate / peaks[d]:.0f}% of the {n} peak" for d, n in (("float32", "fp32"),
+                                                                                   ("bfloat16", "bf16")) if d in peaks)
+    return f"  ours: {rate:.0f} GFLOP/s at the median rate" + (f" = {shares}" if shares else "")
+
+
 def summary_table(steps: int, results: dict[str, tuple[list[dict], list[dict]]]) -> list[str]:
     """One line per configuration: median it/s of both sides, their ratio, hours for the training run."""
     header = (f"{'config':14s} {'ours it/s':>10s} {'theirs it/s':>12s} {'ours/theirs':>12s} "
@@ -343,7 +352,8 @@ def run_config(name: str, args, workdir: str) -> tuple[list[dict], list[dict]]:
     job = {"config": name, "batch_size": args.batch_size, "warmup": args.warmup,
            "pool_iterations": args.pool_iterations, "pool_path": os.path.join(workdir, f"pool_{name}.npz"),
            "dirs": {"mnist": args.data_dir, "svhn": args.svhn_dir},
-           "reference_dir": os.path.abspath(args.reference_dir), "torch_threads": args.torch_threads}
+           "reference_dir": os.path.abspath(args.reference_dir), "torch_threads": args.torch_threads,
+           "precision": args.precision, "peaks": args.peaks}
     workers = []
     try:
         ours = Worker("ours", name, [sys.executable, "-m", benchmark_vs_authors_ours.__name__, json.dumps(job)],
@@ -377,6 +387,7 @@ def run_config(name: str, args, workdir: str) -> tuple[list[dict], list[dict]]:
             print(f"  WARNING: {side} reported a non-finite loss (speed of NaN arithmetic may differ)")
     for line in window_table(args.steps, windows["ours"], windows["theirs"]):
         print(line)
+    print(utilization_line(compare(args.steps, windows["ours"], windows["theirs"])["ours_median"], ours_info))
     print(flush=True)
     return windows["ours"], windows["theirs"]
 
@@ -385,8 +396,12 @@ def print_config_header(name: str, args, ours: dict, theirs: dict) -> None:
     print(f"== {name}: {TITLES[name]}; batch {args.batch_size}, {len(CALLS)} paired batches per iteration")
     print(f"  data (same images for both): pool of {args.pool_iterations} iterations x {len(CALLS)} x "
           f"{args.batch_size} tuples from our pairing; " + "; ".join(f"{m}: {s}" for m, s in ours["sources"].items()))
-    print(f"  ours: --config={name}, {ours['model']}; XLA {'on' if ours['xla'] else 'off'}, "
+    print(f"  ours: --config={name}, {ours['model']}; precision {ours['precision']}, XLA {'on' if ours['xla'] else 'off'}, "
           f"{ours['threads']} {ours['thread_env'] or ''}".rstrip())
+    peaks = ours.get("peak_gflops") or {}
+    print(f"  ours: {ours['step_gflop']:.2f} GFLOP per iteration (our count of what our step executes)"
+          + (f"; matmul peak with our threads: fp32 {peaks['float32']:.0f}, bf16 {peaks['bfloat16']:.0f} GFLOP/s"
+             if peaks else ""))
     print(f"  theirs: {theirs['script']} {' '.join(theirs['argv'])}; device {theirs['device']}; "
           f"torch threads {theirs['threads']['intra_op']} (set_num_threads), inter-op {theirs['threads']['inter_op']}, "
           f"CPU capability {theirs['threads']['cpu_capability']} {theirs['threads']['env'] or ''}".rstrip())
@@ -453,6 +468,8 @@ def define_flags() -> None:
     flags.DEFINE_integer("pool_iterations", 8, "Distinct iterations of batches in the pool.", lower_bound=1)
     flags.DEFINE_integer("batch_size", 64, "Tuples per paired batch (4 batches per iteration).", lower_bound=1)
     flags.DEFINE_integer("torch_threads", 0, "torch.set_num_threads (0 = the usable cores).", lower_bound=0)
+    flags.DEFINE_enum("precision", "auto", ["auto", "fp32", "bf16"], "Our --precision (auto = what training picks).")
+    flags.DEFINE_bool("peaks", True, "Also measure the fp32 and bf16 matmul peaks with our threads (utilization).")
     flags.DEFINE_string("data_dir", dirs["mnist"], "Directory with mnist.npz.")
     flags.DEFINE_string("svhn_dir", dirs["svhn"], "Directory with the SVHN stand-in's train_32x32.mat (mnist_svhn).")
     # In this order (absl runs validators in the order of registration): the names, their tree, torch, the data.

@@ -17,14 +17,15 @@ from mmali_tf.tools import speed
 from mmali_tf.tools.benchmark_vs_authors_theirs import CALLS, worker_main
 
 
-def our_config(preset: str, batch_size: int):
+def our_config(preset: str, batch_size: int, precision: str = "auto"):
     """The ``ExperimentConfig`` that training would use for ``--config=<preset>`` with the batch size
-    ``batch_size``: ``mmali_tf.configs.build``, then the "auto" execution settings resolved for this machine by
-    ``mmali_tf.distribution.resolve`` (on a CPU-only machine: no XLA and its thread policy), as ``training.run``
-    resolves them."""
+    ``batch_size`` (and ``precision``): ``mmali_tf.configs.build``, then the "auto" execution settings resolved for
+    this machine by ``mmali_tf.distribution.resolve`` (on a CPU-only machine: no XLA and its thread policy), as
+    ``training.run`` resolves them."""
     from mmali_tf import configs, distribution
 
-    return distribution.resolve(configs.build(preset, {"train.batch_size": batch_size}))
+    return distribution.resolve(configs.build(preset, {"train.batch_size": batch_size,
+                                                       "train.precision": precision}))
 
 
 def draw_pool(images: dict, pairs: dict, batch_size: int, seed: int, iterations: int) -> dict[str, list]:
@@ -54,7 +55,7 @@ def start_ours(job: dict):
 
     if CALLS != tuple(pipeline.CALLS):
         raise RuntimeError(f"the pool's calls {CALLS} differ from our pipeline's {pipeline.CALLS}")
-    config = our_config(job["config"], job["batch_size"])
+    config = our_config(job["config"], job["batch_size"], job.get("precision", "auto"))
     distribution.configure_threads(config.train)  # before TensorFlow runs any op, as training.run does
     distribution.configure_devices(config.train)
     strategy = distribution.make_strategy(config.train)
@@ -77,11 +78,14 @@ def start_ours(job: dict):
 
     run(job["warmup"])
     d_terms, g_terms = model.loss_term_names()
+    spec = tf.nest.map_structure(tf.TensorSpec.from_tensor, batches[0])
+    peaks = {dtype: speed.matmul_peak_gflops(dtype) for dtype in ("float32", "bfloat16")} if job.get("peaks") else {}
     report = speed.thread_report(tf)
     info = {"generators": count_parameters(model.generators), "discriminators": count_parameters(model.discriminators),
             "d_terms": len(d_terms), "g_terms": len(g_terms), "xla": config.train.xla,
             "threads": distribution.describe_threads(), "thread_env": report["env"],
-            "model": f"modalities {', '.join(names)}", "sources": sources}
+            "model": f"modalities {', '.join(names)}", "sources": sources, "precision": config.train.precision,
+            "step_gflop": speed.count_step_flops(model, spec) / 1e9, "peak_gflops": peaks}
     return info, run
 
 

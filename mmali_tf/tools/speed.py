@@ -212,3 +212,27 @@ def count_step_flops(model, element_spec) -> float:
         except (ValueError, TypeError):  # no statistic registered, or shapes not fully known
             pass
     return total
+
+
+def matmul_peak_gflops(dtype: str, size: int = 1024, seconds: float = 2.0) -> float:
+    """GFLOP/s of repeated ``size`` x ``size`` matmuls in ``dtype`` ("float32" or "bfloat16") with TensorFlow's
+    current thread settings: the machine's practical peak through oneDNN, for utilization figures."""
+    import time
+
+    import tensorflow as tf
+
+    a = tf.random.stateless_normal([size, size], seed=[1, 2], dtype=tf.float32)
+    a = tf.cast(a, dtype)
+
+    @tf.function
+    def chain(x):
+        for _ in range(8):
+            x = tf.matmul(x, a) * tf.cast(1.0 / size, dtype)
+        return x
+
+    chain(a).numpy()
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        chain(a).numpy()
+        count += 8
+    return 2.0 * size ** 3 * count / (time.perf_counter() - started) / 1e9
