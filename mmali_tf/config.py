@@ -201,8 +201,8 @@ class ExperimentConfig:
             data["extra_unpaired"] = tuple((str(n), int(c)) for n, c in data.get("extra_unpaired", ()))
             return cls(name=raw["name"], data=DataConfig(**data), model=ModelConfig(**model),
                        loss=LossConfig(**raw["loss"]), train=TrainConfig(**raw["train"]))
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise ConfigError(f"malformed config: {exc}") from exc
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise ConfigError(f"malformed config: {type(exc).__name__}: {exc}") from exc
 
     @classmethod
     def from_json_file(cls, path: str) -> "ExperimentConfig":
@@ -211,8 +211,10 @@ class ExperimentConfig:
                 raw = json.load(f)
         except FileNotFoundError as exc:
             raise ConfigError(f"no config at {path} (is this a run directory written by mmali_tf.train?)") from exc
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
         return cls.from_dict(raw)
 
 
