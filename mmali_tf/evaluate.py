@@ -264,15 +264,18 @@ def main(argv) -> None:
     del argv
     import keras
 
-    from mmali_tf import checkpointing
+    from mmali_tf import checkpointing, rundir
     from mmali_tf.config import ExperimentConfig
     from mmali_tf.evaluation import report
     from mmali_tf.model import MMALI
+    from mmali_tf.paths import output_dir_problem
 
     started = time.perf_counter()
     workdir = F.workdir
     if not os.path.isdir(workdir):
-        raise ConfigError(f"--workdir {workdir} does not exist")
+        raise ConfigError(f"--workdir {workdir} " + ("is not a directory" if os.path.exists(workdir) else
+                                                     "does not exist"))
+    rundir.check_writable(workdir)  # the metrics are written into it
     config = ExperimentConfig.from_json_file(os.path.join(workdir, "config.json"))
     if F.data_dir:
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, data_dir=F.data_dir))
@@ -283,11 +286,12 @@ def main(argv) -> None:
                           max_pairs=F.max_pairs, seed=F.seed, xla=F.xla, tensorboard=F.tensorboard)
     if F.untrained and F.checkpoint:
         raise ConfigError("--untrained and --checkpoint exclude each other")
-    loaded = None
-    if set(options.metrics) & {"cross", "joint", "synergy"}:  # before the model: a bad classifier fails fast
-        loaded = load_classifiers(config, options, workdir, print_fn=lambda s: print(s, flush=True))
+    problem = output_dir_problem(options.resolved_classifier_dir(workdir))
+    if problem:
+        raise ConfigError(f"cannot use the classifier directory: {problem}")
     # The networks exactly as training.build_model initialises them (same seed, same construction order), without
-    # the optimizers and discriminator tracing that evaluation does not need.
+    # the optimizers and discriminator tracing that evaluation does not need. The checkpoint is restored before any
+    # expensive work (classifiers, metrics); every evaluation draw is seeded on its own, so the order is free.
     keras.utils.set_random_seed(config.train.seed)
     model = MMALI(config)
     if F.untrained:
@@ -296,6 +300,9 @@ def main(argv) -> None:
     else:
         checkpoint, step = checkpointing.restore_ema_only(model, workdir, F.checkpoint)
         print(f"evaluating {checkpoint} (step {step})", flush=True)
+    loaded = None
+    if set(options.metrics) & {"cross", "joint", "synergy"}:
+        loaded = load_classifiers(config, options, workdir, print_fn=lambda s: print(s, flush=True))
     notes = (f"freshly initialised (untrained) model, seed {config.train.seed}; no checkpoint",) if F.untrained else ()
     record = evaluate_model(model, config, workdir, step, checkpoint, options,
                             print_fn=lambda s: print(s, flush=True), classifiers=loaded, notes=notes)
