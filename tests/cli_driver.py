@@ -140,7 +140,8 @@ def _fault(name: str | None):
                 f.write(b"\0" * 1024)
             raise _disk_full(os.path.join(filepath, "variables"))
 
-        with mock.patch.object(keras.export.ExportArchive, "write_out", write_out):
+        archive = type(keras.export.ExportArchive())  # the backend's class, which ExportArchive() returns
+        with mock.patch.object(archive, "write_out", write_out):
             yield
     else:
         raise ValueError(f"unknown fault {name!r}")
