@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Any
 
 from mmali_tf.errors import ConfigError
@@ -235,6 +236,8 @@ def _check_settings(section) -> None:
             raise ConfigError(f"{where} must be one of {', '.join(map(str, meta['choices']))}, got {value!r}")
         if value is None or isinstance(value, (tuple, str, bool)):
             continue
+        if not math.isfinite(value):  # nan passes every comparison
+            raise ConfigError(f"{where} must be a finite number, got {value}")
         if meta["lower"] is not None and value < meta["lower"]:
             raise ConfigError(f"{where} must be >= {meta['lower']}, got {value}")
         if meta["upper"] is not None and value > meta["upper"]:

@@ -401,6 +401,8 @@ CASES = [
      ("not in the cluster",),
      {"TF_CONFIG": json.dumps({"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 3}})}),
     ("train-garbled-config-json", "bad input", TRAIN, train_args("{bad_config}"), 1, ("is not valid JSON",)),
+    ("train-nan-learning-rate", "bad input", TRAIN, train_args("{root}/t", "--lr=nan"), 1,
+     ("lr must be a finite number, got nan",)),
     ("evaluate-no-workdir", "bad input", EVALUATE, [], 2, ("--workdir",)),
     ("evaluate-missing-workdir", "bad input", EVALUATE, ["--workdir={missing}"], 1, ("does not exist",)),
     ("evaluate-workdir-is-a-file", "bad input", EVALUATE, ["--workdir={file}"], 1, ("is not a directory",)),
@@ -868,6 +870,22 @@ def test_real_process_ends_with_one_line_alone(driver, case_id):
     if signum is not None and "loads" in case_id:
         assert not os.path.exists(fill(argv[-1].split("=", 1)[1], driver["paths"]))  # nothing was written
     SUMMARY.setdefault("real", set()).add(case_id)
+
+
+def test_non_finite_losses_stop_training_naming_the_terms_and_the_last_good_checkpoint():
+    from mmali_tf.errors import TrainingDiverged
+    from mmali_tf.monitoring import Monitor
+
+    saved = []
+    monitor = Monitor(save_fn=lambda step: saved.append(step) or f"ckpt-{step}", writer=None, max_iter=10,
+                      log_every=2, save_every=2, image_every=0, batch_size=8, start_step=0, print_fn=None)
+    monitor.after_step(1, {"d_loss": 1.0, "G/a_x_rec": 0.5})
+    monitor.after_step(2, {"d_loss": 1.0, "G/a_x_rec": 0.5})
+    monitor.after_step(3, {"d_loss": float("nan"), "G/a_x_rec": float("inf")})
+    with pytest.raises(TrainingDiverged) as stopped:
+        monitor.after_step(4, {"d_loss": 1.0, "G/a_x_rec": 0.5})
+    assert str(stopped.value) == "non-finite loss at step 4: G/a_x_rec, d_loss (last good checkpoint: ckpt-2)"
+    assert saved == [2]  # nothing saved from the diverged window
 
 
 def test_an_interrupted_export_is_undone_at_the_next_start(tmp_path):
