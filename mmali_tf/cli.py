@@ -10,12 +10,14 @@ so every setting has exactly one default. ``--flagfile`` works as absl defines i
 Diagnostics. TensorFlow's C++ log level defaults to warnings and errors (``TF_CPP_MIN_LOG_LEVEL=1``: INFO lines
 are hidden, GPU-library errors are not; set ``TF_CPP_MIN_LOG_LEVEL`` to change it). The few notices it prints while
 loading, before that level applies (the oneDNN notice, absl's pre-init line), are dropped; anything else it prints
-while loading is passed on.
+while loading is passed on. Ctrl-C or SIGTERM while TensorFlow loads (seconds) ends the process with one line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import os
 import shlex
 import signal
@@ -26,6 +28,7 @@ from collections.abc import Callable, Mapping
 
 import re  # noqa: E402
 import tempfile  # noqa: E402
+import threading  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
@@ -53,13 +56,91 @@ def _import_tensorflow_without_banners() -> None:
                 print(line, file=sys.stderr)
 
 
-_import_tensorflow_without_banners()
+class _Terminated(BaseException):
+    """SIGTERM outside the training loop (which handles it itself)."""
+
+
+# Outside the training loop: signal -> (exit status, the one line).
+STOPS = {signal.SIGINT: (130, "interrupted by SIGINT (Ctrl-C); run the same command again"),
+         signal.SIGTERM: (143, "terminated by SIGTERM; run the same command again")}
+BACKSTOP_SECONDS = 5.0
+
+
+def _exit_now(signum: int) -> None:
+    code, line = STOPS[signum]
+    sys.stdout.flush()
+    os.write(2, (line + "\n").encode())  # not print: the main thread may hold sys.stderr's lock
+    os._exit(code)
+
+
+class _StopSignals:
+    """SIGINT and SIGTERM while a command starts or runs outside the training loop (which installs its own).
+
+    The first raises KeyboardInterrupt / ``_Terminated`` where the program is, so that its cleanups run and the
+    command ends with one line; since TensorFlow's C++ code can turn that exception into another one and carry on,
+    it also arms a backstop that prints the line and ends the process if it still runs ``BACKSTOP_SECONDS`` later.
+    A second signal ends the process at once. SIGINT is left alone where it is ignored (a background job).
+    """
+
+    def __init__(self):
+        self.pending = None
+        self._backstop = None
+
+    def _handle(self, signum, frame):
+        if self.pending is not None:
+            _exit_now(signum)
+        self.pending = signum
+        self._backstop = threading.Timer(BACKSTOP_SECONDS, _exit_now, (signum,))
+        self._backstop.daemon = True
+        self._backstop.start()
+        raise KeyboardInterrupt() if signum == signal.SIGINT else _Terminated()
+
+    def disarm(self) -> int | None:
+        """Cancel the backstop; returns the signal that came meanwhile, if any."""
+        if self._backstop is not None:
+            self._backstop.cancel()
+        pending, self.pending, self._backstop = self.pending, None, None
+        return pending
+
+    @contextlib.contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, self._handle)}
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT, self._handle)
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+
+_STOP_SIGNALS = _StopSignals()
+
+
+def _import_tensorflow_stoppably() -> None:
+    """Import TensorFlow (seconds); Ctrl-C or SIGTERM meanwhile ends the process with one line, not a traceback."""
+    with _STOP_SIGNALS.installed():
+        try:
+            _import_tensorflow_without_banners()
+        except (KeyboardInterrupt, _Terminated):
+            pass
+        stopped = _STOP_SIGNALS.disarm()
+    if stopped is not None:
+        code, line = STOPS[stopped]
+        print(line, file=sys.stderr, flush=True)
+        sys.exit(code)
+
+
+_import_tensorflow_stoppably()
 
 from absl import app, flags  # noqa: E402
 
 from mmali_tf import config as config_lib  # noqa: E402
 from mmali_tf.config import ExperimentConfig, ModalitySpec  # noqa: E402
-from mmali_tf.errors import ConfigError, MMALIError  # noqa: E402
+from mmali_tf.errors import ConfigError, MMALIError, os_reason  # noqa: E402
 
 VERBOSE_ENV = "MMALI_VERBOSE"
 
@@ -278,48 +359,60 @@ def verbose() -> bool:
 
 
 def run_main(main, argv=None) -> None:
-    """``app.run`` with user-facing errors (bad data, bad config, divergence) as one line and exit status 1.
+    """``app.run`` with every failure as one last line on stderr and a non-zero exit status, no traceback.
 
-    A bad flag is one line and exit status 2: while parsing (:func:`parse_flags_one_line`), and when ``main``
-    raises ``absl.flags.ValidationError`` for a value it can only check later (e.g. flags it hands to another
-    command). With ``MMALI_VERBOSE=1`` the traceback is printed first (for bug reports).
+    User-facing errors (:class:`MMALIError`: bad data, bad config, divergence) and OS errors (permissions, a full
+    disk, a path that is a file) are one ``error:`` line and exit status 1. A bad flag is one line and exit status
+    2: while parsing (:func:`parse_flags_one_line`), and when ``main`` raises ``absl.flags.ValidationError`` for a
+    value it can only check later (e.g. flags it hands to another command). Training stopped by a signal
+    (``exit_code`` on the error) prints its line with the resume command and exits 130 / 143; Ctrl-C or SIGTERM
+    anywhere else is one line and 130 / 143 as well. With ``MMALI_VERBOSE=1`` the traceback is printed first (for
+    bug reports).
     """
 
     def guarded(argv):
         if len(argv) > 1:
             print(f"error: unexpected positional arguments {argv[1:]}", file=sys.stderr)
             sys.exit(2)
-        previous = signal.signal(signal.SIGTERM, _terminated)
-        try:
-            main(argv)
-        except (MMALIError, flags.ValidationError) as exc:
-            if verbose():
-                traceback.print_exc()
-            code = getattr(exc, "exit_code", None)
-            if code is not None:  # stopped on a signal after saving (mmali_tf.training.Stopped)
-                print(f"{exc}; resume with: {command_line()}", file=sys.stderr, flush=True)
-                sys.exit(code)
-            print(f"error: {exc}", file=sys.stderr)
-            sys.exit(2 if isinstance(exc, flags.ValidationError) else 1)
-        except KeyboardInterrupt:
-            print("interrupted; resume by running the same command again", file=sys.stderr)
-            sys.exit(130)
-        except _Terminated:
-            print("terminated (SIGTERM) during start-up; nothing was trained, run the same command again",
-                  file=sys.stderr)
-            sys.exit(143)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+        with _STOP_SIGNALS.installed():
+            try:
+                failure = _failure_of(main, argv)
+            except BaseException:
+                if _STOP_SIGNALS.pending is None:
+                    raise
+                failure = None  # what TensorFlow made of a stop signal's exception
+            stopped = _STOP_SIGNALS.disarm()
+        if stopped is not None:  # a stop signal, whatever became of its exception
+            failure = STOPS[stopped][::-1]
+        if failure is not None:
+            # The failed command's objects are gone now; finalize the rest before the last line (TensorFlow logs
+            # when it finalizes a dataset iterator at interpreter exit, which would bury the line).
+            gc.collect()
+            line, code = failure
+            print(line, file=sys.stderr, flush=True)
+            sys.exit(code)
 
     app.run(guarded, argv=argv, flags_parser=parse_flags_one_line)
 
 
-class _Terminated(BaseException):
-    """SIGTERM outside the training loop (which handles it itself)."""
-
-
-def _terminated(signum, frame):
-    raise _Terminated()
+def _failure_of(main, argv) -> tuple[str, int] | None:
+    """Run ``main``: None if it returns, else the last line to print and the exit status (see :func:`run_main`)."""
+    try:
+        main(argv)
+        return None
+    except (MMALIError, flags.ValidationError, OSError) as exc:
+        if verbose():
+            traceback.print_exc()
+        code = getattr(exc, "exit_code", None)
+        if code is not None:  # stopped on a signal after saving (mmali_tf.training.Stopped)
+            return f"{exc}; resume with: {command_line()}", code
+        if isinstance(exc, OSError):  # permissions, a full disk, a path that is a file: the environment
+            return f"error: {os_reason(exc)}", 1
+        return f"error: {exc}", 2 if isinstance(exc, flags.ValidationError) else 1
+    except KeyboardInterrupt:
+        return STOPS[signal.SIGINT][::-1]
+    except _Terminated:
+        return STOPS[signal.SIGTERM][::-1]
 
 
 def command_line() -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Any
 
 from mmali_tf.errors import ConfigError
@@ -227,8 +228,8 @@ class ExperimentConfig:
             train["keep_steps"] = tuple(int(s) for s in train.get("keep_steps", ()))
             return cls(name=raw["name"], data=DataConfig(**data), model=ModelConfig(**model),
                        loss=LossConfig(**raw["loss"]), train=TrainConfig(**train))
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise ConfigError(f"malformed config: {exc}") from exc
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise ConfigError(f"malformed config: {type(exc).__name__}: {exc}") from exc
 
     @classmethod
     def from_json_file(cls, path: str) -> "ExperimentConfig":
@@ -237,8 +238,10 @@ class ExperimentConfig:
                 raw = json.load(f)
         except FileNotFoundError as exc:
             raise ConfigError(f"no config at {path} (is this a run directory written by mmali_tf.train?)") from exc
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
         return cls.from_dict(raw)
 
 
@@ -259,6 +262,8 @@ def _check_settings(section) -> None:
             raise ConfigError(f"{where} must be one of {', '.join(map(str, meta['choices']))}, got {value!r}")
         if value is None or isinstance(value, (tuple, str, bool)):
             continue
+        if not math.isfinite(value):  # nan passes every comparison
+            raise ConfigError(f"{where} must be a finite number, got {value}")
         if meta["lower"] is not None and value < meta["lower"]:
             raise ConfigError(f"{where} must be >= {meta['lower']}, got {value}")
         if meta["upper"] is not None and value > meta["upper"]:

@@ -1,5 +1,9 @@
 """Errors that entry points turn into one clear line and a non-zero exit."""
 
+import errno
+import os
+import re
+
 
 class MMALIError(Exception):
     """Base class for user-facing errors (bad input, bad config, diverged training)."""
@@ -15,3 +19,14 @@ class ConfigError(MMALIError):
 
 class TrainingDiverged(MMALIError):
     """A loss became NaN or infinite."""
+
+
+def os_reason(exc: BaseException) -> str:
+    """A short reason for an OS-level failure (permissions, a full disk, a path that is a file, ...): the system's
+    words and the path for an OSError, the first line of the message otherwise (e.g. TensorFlow's file errors)."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        text = os.strerror(exc.errno) + (" (disk full)" if exc.errno == errno.ENOSPC else "")
+        return f"{text}: {exc.filename}" if exc.filename else text
+    lines = re.sub(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:[^\]]*\]", "", str(exc)).strip().splitlines()
+    text = lines[0][:300] if lines else type(exc).__name__
+    return text + (" (disk full)" if os.strerror(errno.ENOSPC) in text else "")

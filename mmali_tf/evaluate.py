@@ -5,7 +5,7 @@ Restores the EMA encoders/decoders of the latest (or the given) checkpoint, comp
 the registry :mod:`mmali_tf.evaluation.metrics` that apply to the model (coherence and the latent probe for the
 digit experiments, CCA correlation for feature modalities such as CUB's; ``--metrics=all``, the default, runs every
 group that applies), prints a Markdown table and writes ``<workdir>/metrics.json`` and ``metrics.md``
-(``metrics_reference.*`` under ``--protocol=reference``), appends to ``metrics_history.jsonl`` and logs every value to
+(``metrics_reference.*`` under ``--protocol=reference``, ``metrics_live.*`` with ``--weights=live``), appends to ``metrics_history.jsonl`` and logs every value to
 TensorBoard (``<workdir>/tensorboard``) at the checkpoint's step. Coherence classifiers are read from
 ``--classifier_dir`` (default ``$MMALI_CLASSIFIER_DIR``, else ``<workdir>/classifiers``), trained there if missing,
 and refused if their checksum does not match. The CCA of the correlation metric is fitted on the train pairs and
@@ -63,6 +63,7 @@ class EvalOptions:
     tensorboard: bool = True
     explicit_metrics: tuple[str, ...] = ()  # groups named on the command line: refused (not skipped) if inapplicable
     cca_solver: str = "eigh"  # "eigh" (fast, same scores) or "eig" (the authors' scipy.linalg.eig, slow at CUB size)
+    weights: str = "ema"  # recorded in the settings; the caller restores the matching networks
 
     def resolved_classifier_dir(self, workdir: str) -> str:
         return self.classifier_dir or os.environ.get(CLASSIFIER_DIR_ENV) or os.path.join(workdir, "classifiers")
@@ -243,7 +244,7 @@ def _evaluate_model(model, config, workdir, step, checkpoint, options, print_fn,
     if options.max_pairs and pairing and pairing["evaluated_pairs"] < pairing["num_pairs"]:
         notes.append(f"only {options.max_pairs:,} evenly spaced test pairs (all classes) were evaluated (--max_pairs).")
     settings = {"metrics": list(selected), "skipped_metrics": skipped, "seed": options.seed,
-                "batch_size": options.batch_size}
+                "batch_size": options.batch_size, "weights": options.weights}
     if "latent" in selected:
         settings.update({"probe": dataclasses.asdict(ctx.probe_settings),
                          "probe_features": "sampled latent" if options.protocol == "reference" else "posterior mean"})
@@ -315,6 +316,9 @@ def define_flags() -> None:
     flags.DEFINE_string("data_dir", None, "Override the run's data directory.")
     flags.DEFINE_enum("cca_solver", "eigh", ["eigh", "eig"], "CCA fit of the correlation metric: eigh (symmetric "
                       "solver, fast, the same scores) or eig (the authors' scipy.linalg.eig, minutes at CUB size).")
+    flags.DEFINE_enum("weights", "ema", ["ema", "live"],
+                      "Generator weights to evaluate: ema (the exponential moving average, the paper's) or live (the "
+                      "trained encoders and decoders; outputs metrics_live.json, TensorBoard tags <group>_live/...).")
     flags.DEFINE_bool("untrained", False, "Evaluate the freshly initialised model of the run's config (no checkpoint).")
     flags.DEFINE_bool("tensorboard", True, "Log the metrics to <workdir>/tensorboard.")
 
@@ -323,15 +327,18 @@ def main(argv) -> None:
     del argv
     import keras
 
-    from mmali_tf import checkpointing
+    from mmali_tf import checkpointing, rundir
     from mmali_tf.config import ExperimentConfig
     from mmali_tf.evaluation import report
     from mmali_tf.model import MMALI
+    from mmali_tf.paths import output_dir_problem
 
     started = time.perf_counter()
     workdir = F.workdir
     if not os.path.isdir(workdir):
-        raise ConfigError(f"--workdir {workdir} does not exist")
+        raise ConfigError(f"--workdir {workdir} " + ("is not a directory" if os.path.exists(workdir) else
+                                                     "does not exist"))
+    rundir.check_writable(workdir)  # the metrics are written into it
     config = ExperimentConfig.from_json_file(os.path.join(workdir, "config.json"))
     if F.data_dir:
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, data_dir=F.data_dir))
@@ -341,23 +348,27 @@ def main(argv) -> None:
                           train_classifiers=F.train_classifiers, classifier_epochs=F.classifier_epochs,
                           probe_epochs=F.probe_epochs, batch_size=F.batch_size, num_prior=F.num_prior,
                           max_pairs=F.max_pairs, seed=F.seed, xla=F.xla, tensorboard=F.tensorboard,
-                          explicit_metrics=explicit, cca_solver=F.cca_solver)
+                          explicit_metrics=explicit, cca_solver=F.cca_solver, weights=F.weights)
     if F.untrained and F.checkpoint:
         raise ConfigError("--untrained and --checkpoint exclude each other")
-    loaded = None
-    selected, _ = _metrics().select(config, options.metrics, options.explicit_metrics)
-    if any(_metrics().METRICS.get(m).needs_classifiers for m in selected):  # before the model: fail fast
-        loaded = load_classifiers(config, options, workdir, print_fn=lambda s: print(s, flush=True))
+    problem = output_dir_problem(options.resolved_classifier_dir(workdir))
+    if problem:
+        raise ConfigError(f"cannot use the classifier directory: {problem}")
     # The networks exactly as training.build_model initialises them (same seed, same construction order), without
-    # the optimizers and discriminator tracing that evaluation does not need.
+    # the optimizers and discriminator tracing that evaluation does not need. The checkpoint is restored before any
+    # expensive work (classifiers, metrics); every evaluation draw is seeded on its own, so the order is free.
     keras.utils.set_random_seed(config.train.seed)
     model = MMALI(config)
     if F.untrained:
         checkpoint, step = None, 0
         print(f"evaluating the freshly initialised model (seed {config.train.seed}) of {workdir}", flush=True)
     else:
-        checkpoint, step = checkpointing.restore_ema_only(model, workdir, F.checkpoint)
-        print(f"evaluating {checkpoint} (step {step})", flush=True)
+        checkpoint, step = checkpointing.restore_ema_only(model, workdir, F.checkpoint, weights=F.weights)
+        print(f"evaluating {checkpoint} (step {step}, {F.weights} weights)", flush=True)
+    loaded = None
+    selected, _ = _metrics().select(config, options.metrics, options.explicit_metrics)
+    if any(_metrics().METRICS.get(m).needs_classifiers for m in selected):
+        loaded = load_classifiers(config, options, workdir, print_fn=lambda s: print(s, flush=True))
     notes = (f"freshly initialised (untrained) model, seed {config.train.seed}; no checkpoint",) if F.untrained else ()
     record = evaluate_model(model, config, workdir, step, checkpoint, options,
                             print_fn=lambda s: print(s, flush=True), classifiers=loaded, notes=notes)

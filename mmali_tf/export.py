@@ -47,6 +47,7 @@ from __future__ import annotations
 from mmali_tf import cli
 
 import datetime  # noqa: E402
+import glob  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
@@ -60,7 +61,8 @@ import tensorflow as tf  # noqa: E402
 
 import mmali_tf  # noqa: E402
 from mmali_tf import kinds, losses  # noqa: E402
-from mmali_tf.errors import MMALIError  # noqa: E402
+from mmali_tf.errors import MMALIError, os_reason  # noqa: E402
+from mmali_tf.paths import output_dir_problem  # noqa: E402
 
 METADATA_PATH = os.path.join("assets.extra", "mmali_metadata.json")
 FINGERPRINTS_FILE = "data_fingerprints.json"
@@ -337,11 +339,41 @@ def directory_size(path: str) -> int:
 
 
 def check_target(export_dir: str, overwrite: bool) -> None:
-    if os.path.isfile(export_dir):
-        raise MMALIError(f"export dir {export_dir} is a file")
+    """Refuse a target that cannot be written, or that exists without ``overwrite``; creates nothing."""
+    if os.path.lexists(export_dir) and not os.path.isdir(export_dir):
+        raise MMALIError(f"export dir {export_dir} exists and is not a directory")
     if os.path.exists(export_dir) and not overwrite:
         raise MMALIError(f"export dir {export_dir} already exists; pass --overwrite to replace it "
                          "(or export a new version number)")
+    problem = output_dir_problem(os.path.dirname(os.path.abspath(export_dir)))
+    if problem:
+        raise MMALIError(f"cannot export to {export_dir}: {problem}")
+
+
+def _hidden(export_dir: str, kind: str) -> str:
+    """``.<name>.<kind>-`` beside ``export_dir``: the prefix of the temporary (``tmp``) and moved-aside (``old``)
+    folders, hidden so that TensorFlow Serving never loads them as a version."""
+    parent, base = os.path.split(os.path.abspath(export_dir))
+    return os.path.join(parent, f".{base}.{kind}-")
+
+
+def clean_interrupted(export_dir: str) -> list[str]:
+    """Undo what an interrupted export left beside ``export_dir``; returns one line per thing done.
+
+    Its temporary folders (``.<name>.tmp-*``) are removed. A previous version moved aside for ``--overwrite``
+    (``.<name>.old-*``) is put back if ``export_dir`` is missing (the interruption fell between the two renames),
+    and removed otherwise.
+    """
+    done = []
+    for kind in ("tmp", "old"):
+        for path in sorted(glob.glob(glob.escape(_hidden(export_dir, kind)) + "*")):
+            if kind == "old" and not os.path.exists(export_dir):
+                os.rename(path, export_dir)
+                done.append(f"put back {export_dir}, moved aside by an interrupted export ({os.path.basename(path)})")
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+                done.append(f"removed {os.path.basename(path)}, left beside {export_dir} by an interrupted export")
+    return done
 
 
 def _swap_into_place(tmp: str, export_dir: str) -> None:
@@ -349,8 +381,7 @@ def _swap_into_place(tmp: str, export_dir: str) -> None:
     if not os.path.exists(export_dir):
         os.rename(tmp, export_dir)
         return
-    parent, base = os.path.split(export_dir)
-    old = os.path.join(parent, f".{base}.old-{uuid.uuid4().hex[:8]}")
+    old = _hidden(export_dir, "old") + uuid.uuid4().hex[:8]
     os.rename(export_dir, old)
     try:
         os.rename(tmp, export_dir)
@@ -372,11 +403,10 @@ def export_model(model, export_dir: str, step: int, metadata: dict | None = None
     _check_names(names)
     export_dir = os.path.abspath(export_dir)
     check_target(export_dir, overwrite)
-    parent, base = os.path.split(export_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{base}.tmp-{uuid.uuid4().hex[:8]}")  # hidden: not a version TF Serving loads
-    os.mkdir(tmp)
+    tmp = _hidden(export_dir, "tmp") + uuid.uuid4().hex[:8]
     try:
+        os.makedirs(os.path.dirname(export_dir), exist_ok=True)
+        os.mkdir(tmp)
         endpoints = _Endpoints(model)
         # No archive.track(): it would save every variable twice (the Keras wrappers and the tf.Variables the
         # endpoints capture); the endpoints' variables are tracked automatically.
@@ -396,6 +426,10 @@ def export_model(model, export_dir: str, step: int, metadata: dict | None = None
             os.fsync(f.fileno())
         check_target(export_dir, overwrite)  # something may have appeared while we were writing
         _swap_into_place(tmp, export_dir)
+    except (OSError, tf.errors.OpError) as exc:  # e.g. a full disk
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise MMALIError(f"could not write the export {export_dir}: {os_reason(exc)} (nothing was left behind"
+                         + (f"; {export_dir} is unchanged)" if os.path.exists(export_dir) else ")")) from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -413,7 +447,8 @@ def format_signature(name: str, description: dict) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- command line
-def _define_flags() -> None:
+def define_flags() -> None:
+    """The command-line flags; defined on demand (importing the module defines nothing)."""
     from absl import flags
 
     flags.DEFINE_string("workdir", None, "Run directory written by mmali_tf.train (config.json, checkpoints/).",
@@ -437,6 +472,8 @@ def main(argv) -> None:
     if not os.path.isdir(F.workdir):
         raise MMALIError(f"no run directory {F.workdir}")
     check_target(os.path.abspath(F.export_dir), F.overwrite)  # fail before the slow part
+    for line in clean_interrupted(F.export_dir):
+        print(line, flush=True)
     config = ExperimentConfig.from_json_file(os.path.join(F.workdir, "config.json"))
     model = MMALI(config)
     path, step = checkpointing.restore_ema_only(model, F.workdir, F.checkpoint)
@@ -457,7 +494,7 @@ def main(argv) -> None:
 
 
 def entry_point() -> None:
-    _define_flags()
+    define_flags()
     cli.run_main(main)
 
 

@@ -14,13 +14,13 @@ Every check here only reads: a command that fails leaves a good run directory by
 
 from __future__ import annotations
 
-import errno
 import os
 
 from mmali_tf import checkpointing
 from mmali_tf.atomic_files import write_json_atomic
 from mmali_tf.config import ExperimentConfig
-from mmali_tf.errors import ConfigError, MMALIError
+from mmali_tf.errors import ConfigError, MMALIError, os_reason
+from mmali_tf.paths import output_dir_problem
 
 CONFIG = "config.json"
 DATA_FINGERPRINTS = "data_fingerprints.json"
@@ -45,21 +45,11 @@ def learning_state(config: ExperimentConfig) -> dict:
 
 
 def check_writable(workdir: str) -> None:
-    """``workdir`` is a directory we can write into, or can be created; nothing is created here."""
-    path = os.path.abspath(workdir)
-    if os.path.exists(path):
-        if not os.path.isdir(path):
-            raise MMALIError(f"--workdir {workdir} exists and is not a directory")
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise MMALIError(f"cannot write to --workdir {workdir}: permission denied")
-        return
-    parent = os.path.dirname(path)
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent):
-        raise MMALIError(f"cannot create --workdir {workdir}: {parent} is not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise MMALIError(f"cannot create --workdir {workdir}: {parent} is not writable")
+    """``workdir`` is a directory we can write into, or can be created (:func:`mmali_tf.paths.output_dir_problem`);
+    nothing is created here."""
+    problem = output_dir_problem(workdir)
+    if problem:
+        raise MMALIError(f"--workdir {workdir}: {problem}")
 
 
 def check_resumable(config: ExperimentConfig, workdir: str) -> None:
@@ -87,11 +77,3 @@ def write_start_files(config: ExperimentConfig, workdir: str, data_record: dict)
         write_json_atomic(os.path.join(workdir, DATA_FINGERPRINTS), data_record)
     except OSError as exc:
         raise MMALIError(f"cannot write the run directory {workdir}: {os_reason(exc)}") from exc
-
-
-def os_reason(exc: BaseException) -> str:
-    """A short reason for an OS-level failure (permissions, a full disk, ...)."""
-    if isinstance(exc, OSError) and exc.errno is not None:
-        return f"{os.strerror(exc.errno)}" + (" (disk full)" if exc.errno == errno.ENOSPC else "")
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__

@@ -34,7 +34,7 @@ from mmali_tf import checkpointing, distribution, images, rundir, training_data
 from mmali_tf.config import ExperimentConfig
 from mmali_tf.data.pipeline import to_model_input
 from mmali_tf.data.unpaired import pools_summary
-from mmali_tf.errors import ConfigError, MMALIError
+from mmali_tf.errors import ConfigError, MMALIError, os_reason
 from mmali_tf.model import MMALI, count_parameters
 from mmali_tf.monitoring import Monitor, write_config_summary
 
@@ -137,12 +137,14 @@ class _CheckpointWriter:
 
     def save(self, step: int) -> str | None:
         """The chief's checkpoint path (None on the other workers, whose share is thrown away at the end)."""
+        previous = self.manager.latest_checkpoint
         try:
             path = self.manager.save(checkpoint_number=step)
-        except (OSError, tf.errors.OpError) as exc:
-            checkpointing.remove_paths(checkpointing.stale_temporaries(self.directory))
-            raise MMALIError(f"could not write the checkpoint at step {step}: {rundir.os_reason(exc)} "
-                             f"(the previous checkpoint {self.manager.latest_checkpoint} is intact)") from exc
+        except (OSError, tf.errors.OpError) as exc:  # e.g. a full disk: leave no partial files behind
+            checkpointing.remove_paths(checkpointing.stale_temporaries(self.directory)
+                                       + checkpointing.files_of(self.directory, step))
+            raise MMALIError(f"could not write the checkpoint at step {step}: {os_reason(exc)} "
+                             f"(the previous checkpoint {previous} is intact)") from exc
         if self.role.is_chief and step in self.keep_steps:
             checkpointing.keep(path)
         return path if self.role.is_chief else None
@@ -216,7 +218,9 @@ def run(config: ExperimentConfig, workdir: str, print_fn=print, evaluate_fn=None
             say(f"removed {len(stale)} temporary file(s) left by an interrupted checkpoint save: "
                 f"{', '.join(os.path.basename(p) for p in stale)}")
         rundir.write_start_files(config, workdir, data_record)
-        checkpointing.rebuild_state_file(ckpt_dir, restored)
+        if checkpointing.rebuild_state_file(ckpt_dir, restored):
+            say(f"rebuilt the checkpoint state file {os.path.join(ckpt_dir, checkpointing.STATE_FILE)} from the "
+                f"files (latest {os.path.basename(restored.prefix)})")
         writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
         if not restored:
             write_config_summary(writer, config)

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from mmali_tf import checkpointing, rundir, training
 from mmali_tf.config import DataConfig, ExperimentConfig, LossConfig, ModalitySpec, ModelConfig, TrainConfig
-from mmali_tf.errors import ConfigError
+from mmali_tf.errors import ConfigError, MMALIError
 
 EMBEDDED = (ModalitySpec("grey", "mnist", "digits_grey28"), ModalitySpec("colour", "svhn", "digits_colour32"))
 
@@ -164,3 +164,21 @@ def test_keep_steps_are_saved_and_kept(tmp_path):
     model = training.build_model(tiny_config())
     path, step = checkpointing.restore_ema_only(model, workdir, os.path.join(directory, "kept", "ckpt-1"))
     assert step == 1
+
+
+def test_live_weights_restore_into_the_ema_networks(tmp_path):
+    """``weights="live"`` puts the trained encoders/decoders (not their average) where evaluation and export read."""
+    workdir = str(tmp_path / "run")
+    trained = training.run(tiny_config(max_iter=4, ema_start=1), workdir, print_fn=quiet)["model"]
+    for weights, source in (("live", "enc_{}"), ("ema", "ema_enc_{}"), ("live", "dec_{}"), ("ema", "ema_dec_{}")):
+        model = training.build_model(tiny_config())
+        checkpointing.restore_ema_only(model, workdir, weights=weights)
+        part = "enc" if "enc" in source else "dec"
+        for n in model.names:
+            got = getattr(model, f"ema_{part}_{n}").get_weights()
+            want = getattr(trained, source.format(n)).get_weights()
+            other = getattr(trained, (source[4:] if source.startswith("ema_") else "ema_" + source).format(n))
+            assert all(np.array_equal(a, b) for a, b in zip(got, want)), (weights, source, n)
+            assert not all(np.array_equal(a, b) for a, b in zip(got, other.get_weights())), (weights, source, n)
+    with pytest.raises(MMALIError, match="weights must be one of"):
+        checkpointing.restore_ema_only(training.build_model(tiny_config()), workdir, weights="best")

@@ -164,6 +164,7 @@ def markdown(record: dict) -> str:
            f"- run: `{record['workdir']}`",
            f"- checkpoint: `{record['checkpoint']}`",
            f"- protocol: **{record['protocol']}**",
+           f"- generator weights: **{record_weights(record)}**",
            f"- wall time: {format_seconds(record['wall_time_seconds'])}",
            ]
     if record.get("pairing"):
@@ -193,42 +194,56 @@ def markdown(record: dict) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def tensorboard_tag(key: str, protocol: str) -> str:
-    if protocol == "clean":
+def variant_suffix(protocol: str, weights: str = "ema") -> str:
+    """What tells one evaluation variant from the default (clean protocol, EMA weights): "", "_reference", "_live",
+    "_reference_live"."""
+    return "".join(f"_{part}" for part, default in ((protocol, "clean"), (weights, "ema")) if part != default)
+
+
+def tensorboard_tag(key: str, protocol: str, weights: str = "ema") -> str:
+    suffix = variant_suffix(protocol, weights)
+    if not suffix:
         return key
     prefix, _, name = key.partition("/")
-    return f"{prefix}_{protocol}/{name}"
+    return f"{prefix}{suffix}/{name}"
 
 
-def log_tensorboard(logdir: str, metrics: dict[str, float], step: int, protocol: str) -> None:
+def log_tensorboard(logdir: str, metrics: dict[str, float], step: int, protocol: str, weights: str = "ema") -> None:
     import tensorflow as tf
 
     writer = tf.summary.create_file_writer(logdir)
     with writer.as_default():
         for key, value in sorted(metrics.items()):
-            tf.summary.scalar(tensorboard_tag(key, protocol), float(value), step=int(step))
+            tf.summary.scalar(tensorboard_tag(key, protocol, weights), float(value), step=int(step))
     writer.flush()
     writer.close()
 
 
-def output_name(protocol: str) -> str:
-    """``metrics`` for the clean protocol, ``metrics_reference`` for the reference protocol."""
-    return "metrics" if protocol == "clean" else f"metrics_{protocol}"
+def record_weights(record: dict) -> str:
+    """Which generator weights a record evaluated ("ema" unless its settings say "live")."""
+    return (record.get("settings") or {}).get("weights", "ema")
+
+
+def output_name(protocol: str, weights: str = "ema") -> str:
+    """``metrics`` for the clean protocol and EMA weights; ``metrics_reference``, ``metrics_live``,
+    ``metrics_reference_live`` for the other variants."""
+    return "metrics" + variant_suffix(protocol, weights)
 
 
 def write_outputs(record: dict, workdir: str, log_to_tensorboard: bool = True) -> dict[str, str]:
     """``<workdir>/<name>.json``, ``<name>.md``, one appended line in ``metrics_history.jsonl``, TensorBoard scalars."""
     validate_record(record)
-    name = output_name(record["protocol"])
+    weights = record_weights(record)
+    name = output_name(record["protocol"], weights)
     paths = {"json": os.path.join(workdir, f"{name}.json"), "md": os.path.join(workdir, f"{name}.md"),
              "history": os.path.join(workdir, "metrics_history.jsonl")}
     os.makedirs(workdir, exist_ok=True)
     write_text_atomic(paths["json"], json.dumps(record, indent=2, sort_keys=True) + "\n")
     write_text_atomic(paths["md"], markdown(record))
     with open(paths["history"], "a") as f:
-        f.write(json.dumps({k: record[k] for k in ("step", "protocol", "checkpoint", "created", "metrics")},
-                           sort_keys=True) + "\n")
+        f.write(json.dumps({**{k: record[k] for k in ("step", "protocol", "checkpoint", "created", "metrics")},
+                            "weights": weights}, sort_keys=True) + "\n")
     if log_to_tensorboard:
         paths["tensorboard"] = os.path.join(workdir, "tensorboard")
-        log_tensorboard(paths["tensorboard"], record["metrics"], record["step"], record["protocol"])
+        log_tensorboard(paths["tensorboard"], record["metrics"], record["step"], record["protocol"], weights)
     return paths

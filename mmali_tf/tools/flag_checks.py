@@ -14,24 +14,7 @@ from collections.abc import Callable, Collection, Mapping
 from absl import flags
 
 from mmali_tf.errors import MMALIError
-
-
-def output_dir_problem(path: str) -> str | None:
-    """Why ``path`` cannot be an output directory, or None: it must be a writable directory, or not exist yet with
-    its nearest existing ancestor a writable directory (so that it can be created)."""
-    path = os.path.abspath(os.path.expanduser(path))
-    if os.path.exists(path):
-        if not os.path.isdir(path):
-            return f"{path} exists and is not a directory"
-        return None if os.access(path, os.W_OK | os.X_OK) else f"{path} is not writable"
-    ancestor = os.path.dirname(path)
-    while not os.path.exists(ancestor):
-        ancestor = os.path.dirname(ancestor)
-    if not os.path.isdir(ancestor):
-        return f"cannot create {path}: {ancestor} is not a directory"
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        return f"cannot create {path}: {ancestor} is not writable"
-    return None
+from mmali_tf.paths import output_dir_problem
 
 
 def _register(name: str, problem: Callable[[object], str | None], unset_too: bool = False) -> None:
