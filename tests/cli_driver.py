@@ -11,6 +11,9 @@ mmali_tf defined are removed before the next module defines its own (the entry p
 ``inject`` names a fault for machines where the test cannot mount a tiny file system: ``enospc_checkpoint`` makes
 the second checkpoint save of the case fail with ENOSPC after TensorFlow wrote part of it, ``enospc_export`` the
 SavedModel write after part of it is written.
+
+From a test, :func:`run_in_one_interpreter` writes the plan, runs the driver in a fresh interpreter and returns the
+results.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import errno
 import importlib
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -50,6 +54,21 @@ def main(plan_path: str, results_path: str) -> None:
         results.append({"code": code, "stdout": stdout, "stderr": stderr, "seconds": time.perf_counter() - started})
     with open(results_path, "w") as f:
         json.dump(results, f)
+
+
+def run_in_one_interpreter(cases: list[dict], scratch: str, timeout: float = 600) -> list[dict]:
+    """Runs ``cases`` (entries of PLAN) with ``python -m tests.cli_driver`` from the repository root, in a fresh
+    interpreter; returns their results, in order. The plan and results files go to the directory ``scratch``."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    plan_path, results_path = os.path.join(scratch, "cli_plan.json"), os.path.join(scratch, "cli_results.json")
+    with open(plan_path, "w") as f:
+        json.dump(cases, f)
+    proc = subprocess.run([sys.executable, "-m", "tests.cli_driver", plan_path, results_path], cwd=repo,
+                          env={**os.environ, "PYTHONPATH": repo}, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f"tests.cli_driver failed with status {proc.returncode}:\n{proc.stderr[-3000:]}")
+    with open(results_path) as f:
+        return json.load(f)
 
 
 def _ours(defining_module: str | None) -> bool:

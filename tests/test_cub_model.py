@@ -139,10 +139,11 @@ def test_vector_kind_has_no_authors_counterpart():
 
 @pytest.fixture(scope="module")
 def standin(tmp_path_factory):
-    from tools import make_cub_standin
+    from mmali_tf.tools import make_cub_standin
 
     out = tmp_path_factory.mktemp("cub")
-    assert make_cub_standin.main(["--out_dir", str(out), "--train_images", "150", "--test_images", "50"]) == 0
+    fingerprints = make_cub_standin.write_standin(str(out), train_images=150, test_images=50, print_fn=lambda _: None)
+    assert sorted(fingerprints) == ["test", "train"]
     return str(out)
 
 

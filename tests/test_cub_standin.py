@@ -1,7 +1,8 @@
-"""The synthetic CUB feature stand-in: determinism, CUB's shapes and class split, the tool, and a CCA signal."""
+"""The synthetic CUB stand-in: determinism, CUB's shapes and class split, the tool, and a CCA signal."""
 
-import importlib.util
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,25 +12,23 @@ from mmali_tf.data.cub_features import load_cub_features
 from mmali_tf.data.sources import clear_cache
 from mmali_tf.errors import ConfigError
 from mmali_tf.evaluation import cca
+from tests.cli_driver import run_in_one_interpreter
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODULE = "mmali_tf.tools.make_cub_standin"
 TRAIN_IMAGES, TEST_IMAGES = 400, 120
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("make_cub_standin", os.path.join(REPO, "tools",
-                                                                                    "make_cub_standin.py"))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
 
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
+    """The stand-in written by ``python -m mmali_tf.tools.make_cub_standin`` (a real process)."""
     out = tmp_path_factory.mktemp("standin")
     clear_cache()
-    assert _tool().main(["--out_dir", str(out), "--seed", "3", "--train_images", str(TRAIN_IMAGES),
-                         "--test_images", str(TEST_IMAGES)]) == 0
+    proc = subprocess.run([sys.executable, "-m", MODULE, f"--out_dir={out}", "--seed=3",
+                           f"--train_images={TRAIN_IMAGES}", f"--test_images={TEST_IMAGES}"], cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": REPO}, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "synthetic CUB stand-in, not CUB"
     return str(out), load_cub_features(str(out), "train"), load_cub_features(str(out), "test")
 
 
@@ -77,23 +76,21 @@ def test_real_test_pairs_correlate_far_above_shuffled_pairs(written):
     assert real > 0.2 and abs(shuffled) < 0.05 and real > shuffled + 0.2
 
 
-def test_bad_arguments(tmp_path, capsys):
+def test_bad_arguments(tmp_path):
     with pytest.raises(ConfigError, match=">= 150"):
         cs.generate_split("train", 149, seed=0)
     with pytest.raises(ConfigError, match="unknown split"):
         cs.generate_split("val", 500, seed=0)
-    tool = _tool()
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
-    for argv, message in [(["--out_dir", str(a_file)], "is not a directory"),
-                          (["--out_dir", str(tmp_path), "--test_images", "49"], "at least one image per class")]:
-        with pytest.raises(SystemExit) as info:
-            tool.main(argv)
-        assert info.value.code != 0
-        error_lines = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
-        assert len(error_lines) == 1 and message in error_lines[0]
     real = tmp_path / "real" / "cub" / "train"
     real.mkdir(parents=True)
-    with pytest.raises(SystemExit):
-        tool.main(["--out_dir", str(tmp_path / "real")])
-    assert "is not a stand-in" in capsys.readouterr().err
+    cases = [([f"--out_dir={a_file}"], "is not a directory"),
+             ([f"--out_dir={tmp_path}", "--test_images=49"], "at least one image per class"),
+             ([f"--out_dir={tmp_path / 'real'}"], "is not a stand-in")]
+    results = run_in_one_interpreter([{"module": MODULE, "argv": argv} for argv, _ in cases], str(tmp_path))
+    for (argv, message), result in zip(cases, results):
+        assert result["code"] == 2, (argv, result)  # a bad flag: refused before anything is written
+        error_lines = [line for line in result["stderr"].splitlines() if "error:" in line]
+        assert len(error_lines) == 1 and message in error_lines[0], (argv, result["stderr"])
+    assert os.listdir(real) == [] and sorted(os.listdir(tmp_path / "real" / "cub")) == ["train"]

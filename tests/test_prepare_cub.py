@@ -1,6 +1,7 @@
-"""tools/prepare_cub.py on tiny fake inputs: JPEGs, Python-2-style pickles with bytes, random ResNet weights."""
+"""python -m mmali_tf.tools.prepare_cub on tiny fake inputs: JPEGs, Python-2-style pickles with bytes, random ResNet
+weights. Every command line of the module runs in one interpreter (tests/cli_driver.py: one TensorFlow import), as
+``python -m mmali_tf.tools.prepare_cub`` runs it; the library functions are called directly."""
 
-import importlib.util
 import os
 import pickle
 
@@ -10,22 +11,24 @@ from PIL import Image
 
 from mmali_tf.data.cub_features import load_cub_features
 from mmali_tf.data.sources import clear_cache
+from mmali_tf.tools import prepare_cub as tool
+from tests.cli_driver import run_in_one_interpreter
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODULE = "mmali_tf.tools.prepare_cub"
 NAMES = {"train": ["001.Black_footed_Albatross/Black_Footed_Albatross_0001_796111",
                    "001.Black_footed_Albatross/Black_Footed_Albatross_0002_55",
                    "002.Laysan_Albatross/Laysan_Albatross_0002_1027"],
          "test": ["009.Brewer_Blackbird/Brewer_Blackbird_0001_2616"]}
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("prepare_cub", os.path.join(REPO, "tools", "prepare_cub.py"))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
-
-
-tool = _tool()
+# Broken inputs (exit status 1, nothing written): breakage -> a fragment of the error line.
+BREAKAGES = {
+    "missing_pickle": "test/class_info.pickle: missing",
+    "wrong_embedding_shape": "char-CNN-RNN-embeddings.pickle: expected shape [N, 10, 1024]",
+    "ragged_embeddings": "char-CNN-RNN-embeddings.pickle: expected a float array",
+    "length_mismatch": "filenames.pickle: has 2 entries but",
+    "missing_image": "Laysan_Albatross_0002_1027.jpg: missing (1 of 3 images",
+    "not_an_image": "Black_Footed_Albatross_0002_55.jpg: cannot open as an image",
+    "garbage_pickle": "train/filenames.pickle: cannot unpickle",
+}
 
 
 def _dump(path, obj):
@@ -54,18 +57,66 @@ def _make_inputs(root, seed=0):
     return cub, birds, embeddings
 
 
+def _break(cub, birds, breakage):
+    if breakage == "missing_pickle":
+        os.remove(birds / "test" / "class_info.pickle")
+    elif breakage == "wrong_embedding_shape":
+        _dump(birds / "train" / "char-CNN-RNN-embeddings.pickle", np.zeros((3, 10, 512), np.float32))
+    elif breakage == "ragged_embeddings":
+        _dump(birds / "train" / "char-CNN-RNN-embeddings.pickle", [np.zeros((10, 1024)), np.zeros((9, 1024))])
+    elif breakage == "length_mismatch":
+        _dump(birds / "train" / "filenames.pickle", [n.encode() for n in NAMES["train"][:2]])
+    elif breakage == "missing_image":
+        os.remove(cub / "images" / f"{NAMES['train'][2]}.jpg")
+    elif breakage == "not_an_image":
+        (cub / "images" / f"{NAMES['train'][1]}.jpg").write_bytes(b"not a jpeg")
+    elif breakage == "garbage_pickle":
+        (birds / "train" / "filenames.pickle").write_bytes(b"\x80\x02garbage")
+
+
 def _argv(cub, birds, out, *extra):
-    return ["--cub_dir", str(cub), "--birds_dir", str(birds), "--out_dir", str(out), "--resnet_weights", "none",
-            *extra]
+    return [f"--cub_dir={cub}", f"--birds_dir={birds}", f"--out_dir={out}", "--resnet_weights=none", *extra]
+
+
+def _bad_arguments(cub, birds, scratch):
+    """(argument list, a fragment of the error line) of bad arguments (exit status 2)."""
+    return [
+        ([f"--cub_dir={cub}", f"--birds_dir={birds}", f"--out_dir={scratch}"], "exactly one of"),
+        (_argv(cub, birds, scratch, "--download"), "exactly one of"),
+        (_argv(scratch / "nowhere", birds, scratch), "--cub_dir"),
+        (_argv(cub, birds, cub / "images" / f"{NAMES['test'][0]}.jpg"), "is not a directory"),
+        ([f"--cub_dir={cub}", f"--birds_dir={birds}", f"--out_dir={scratch}",
+          f"--resnet_weights={scratch / 'missing.h5'}"], "no such file"),
+    ]
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
+def runs(tmp_path_factory):
+    """Every command line of this module, run in one interpreter: the good run, the broken inputs, the refused
+    overwrite and the bad arguments. Returns (scratch root, embeddings of the good inputs, case -> result)."""
     root = tmp_path_factory.mktemp("prepare")
-    cub, birds, embeddings = _make_inputs(root)
+    cub, birds, embeddings = _make_inputs(root / "good")
+    cases = {"good": _argv(cub, birds, root / "good" / "data", "--batch_size=2")}
+    for breakage in BREAKAGES:
+        broken_cub, broken_birds, _ = _make_inputs(root / breakage)
+        _break(broken_cub, broken_birds, breakage)
+        cases[breakage] = _argv(broken_cub, broken_birds, root / breakage / "data")
+    other_cub, other_birds, _ = _make_inputs(root / "other")
+    (root / "other" / "data" / "cub" / "train").mkdir(parents=True)
+    cases["overwrite"] = _argv(other_cub, other_birds, root / "other" / "data")
+    for i, (argv, _) in enumerate(_bad_arguments(other_cub, other_birds, root / "other")):
+        cases[f"argument-{i}"] = argv
+    results = run_in_one_interpreter([{"module": MODULE, "argv": [str(a) for a in argv]} for argv in cases.values()],
+                                     str(root))
+    return root, embeddings, dict(zip(cases, results))
+
+
+@pytest.fixture(scope="module")
+def prepared(runs):
+    root, embeddings, results = runs
+    assert results["good"]["code"] == 0, results["good"]["stderr"][-3000:]
     clear_cache()
-    assert tool.main(_argv(cub, birds, root / "data", "--batch_size", "2")) == 0
-    return root, cub, embeddings
+    return root / "good", root / "good" / "CUB_200_2011", embeddings
 
 
 def test_writes_the_format_the_loader_reads(prepared):
@@ -105,56 +156,25 @@ def test_pixels_are_squashed_to_224_and_scaled(prepared):
     np.testing.assert_allclose(caffe[..., 2], expected[..., 0] - 123.68, atol=1e-3)
 
 
-def _run_failing(argv, capsys):
-    assert tool.main(argv) == 1
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ")
+def _error_line(result, code):
+    """The one line on stderr, an ``error:`` line, of a command that ended with exit status ``code``."""
+    lines = [line for line in result["stderr"].splitlines() if line.strip()]
+    assert result["code"] == code, result
+    assert len(lines) == 1 and lines[0].startswith("error: "), result["stderr"][-3000:]
     return lines[0]
 
 
-@pytest.mark.parametrize("breakage, message", [
-    ("missing_pickle", "test/class_info.pickle: missing"),
-    ("wrong_embedding_shape", "char-CNN-RNN-embeddings.pickle: expected shape [N, 10, 1024]"),
-    ("ragged_embeddings", "char-CNN-RNN-embeddings.pickle: expected a float array"),
-    ("length_mismatch", "filenames.pickle: has 2 entries but"),
-    ("missing_image", "Laysan_Albatross_0002_1027.jpg: missing (1 of 3 images"),
-    ("not_an_image", "Black_Footed_Albatross_0002_55.jpg: cannot open as an image"),
-    ("garbage_pickle", "train/filenames.pickle: cannot unpickle"),
-])
-def test_bad_inputs_give_one_error_line_and_write_nothing(tmp_path, capsys, breakage, message):
-    cub, birds, _ = _make_inputs(tmp_path)
-    if breakage == "missing_pickle":
-        os.remove(birds / "test" / "class_info.pickle")
-    elif breakage == "wrong_embedding_shape":
-        _dump(birds / "train" / "char-CNN-RNN-embeddings.pickle", np.zeros((3, 10, 512), np.float32))
-    elif breakage == "ragged_embeddings":
-        _dump(birds / "train" / "char-CNN-RNN-embeddings.pickle", [np.zeros((10, 1024)), np.zeros((9, 1024))])
-    elif breakage == "length_mismatch":
-        _dump(birds / "train" / "filenames.pickle", [n.encode() for n in NAMES["train"][:2]])
-    elif breakage == "missing_image":
-        os.remove(cub / "images" / f"{NAMES['train'][2]}.jpg")
-    elif breakage == "not_an_image":
-        (cub / "images" / f"{NAMES['train'][1]}.jpg").write_bytes(b"not a jpeg")
-    elif breakage == "garbage_pickle":
-        (birds / "train" / "filenames.pickle").write_bytes(b"\x80\x02garbage")
-    line = _run_failing(_argv(cub, birds, tmp_path / "data"), capsys)
-    assert message in line
-    assert not (tmp_path / "data" / "cub").exists()
+@pytest.mark.parametrize("breakage, message", BREAKAGES.items())
+def test_bad_inputs_give_one_error_line_and_write_nothing(runs, breakage, message):
+    root, _, results = runs
+    assert message in _error_line(results[breakage], 1)
+    assert not (root / breakage / "data" / "cub").exists()
 
 
-def test_refuses_to_overwrite_and_checks_arguments(tmp_path, capsys):
-    cub, birds, _ = _make_inputs(tmp_path)
-    (tmp_path / "data" / "cub" / "train").mkdir(parents=True)
-    assert "already exists (pass --overwrite" in _run_failing(_argv(cub, birds, tmp_path / "data"), capsys)
-    for argv, message in [
-        (["--cub_dir", str(cub), "--birds_dir", str(birds), "--out_dir", str(tmp_path)], "exactly one of"),
-        (_argv(cub, birds, tmp_path, "--download"), "exactly one of"),
-        (_argv(tmp_path / "nowhere", birds, tmp_path), "--cub_dir"),
-        (_argv(cub, birds, cub / "images" / f"{NAMES['test'][0]}.jpg"), "is not a directory"),
-        (["--cub_dir", str(cub), "--birds_dir", str(birds), "--out_dir", str(tmp_path), "--resnet_weights",
-          str(tmp_path / "missing.h5")], "no such file"),
-    ]:
-        with pytest.raises(SystemExit) as info:
-            tool.main(argv)
-        assert info.value.code == 2
-        assert message in capsys.readouterr().err
+def test_refuses_to_overwrite_and_checks_arguments(runs):
+    root, _, results = runs
+    assert "already exists (pass --overwrite" in _error_line(results["overwrite"], 1)
+    assert os.listdir(root / "other" / "data" / "cub" / "train") == []
+    for i, (argv, message) in enumerate(_bad_arguments(root / "other" / "CUB_200_2011", root / "other" / "birds",
+                                                         root / "other")):
+        assert message in _error_line(results[f"argument-{i}"], 2), argv

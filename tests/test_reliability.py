@@ -449,6 +449,23 @@ CASES = [
      ("is not a directory",)),
     ("mutation-check-no-such-mutation", "bad input", "mmali_tf.tools.mutation_check", ["--only=nothing"], 2,
      ("no mutation name contains 'nothing'",)),
+    ("cub-standin-out-dir-is-a-file", "bad input", "mmali_tf.tools.make_cub_standin", ["--out_dir={file}"], 2,
+     ("exists and is not a directory",)),
+    ("cub-standin-too-few-images", "bad input", "mmali_tf.tools.make_cub_standin",
+     ["--out_dir={root}/cub_standin", "--test_images=49"], 2, ("--test_images must be >= 50",)),
+    ("prepare-cub-no-weights", "bad input", "mmali_tf.tools.prepare_cub",
+     ["--cub_dir={empty}", "--birds_dir={empty}", "--out_dir={root}/cub_data"], 2,
+     ("pass exactly one of --resnet_weights",)),
+    ("prepare-cub-missing-cub-dir", "bad input", "mmali_tf.tools.prepare_cub",
+     ["--cub_dir={missing}", "--birds_dir={empty}", "--out_dir={root}/cub_data", "--resnet_weights=none"], 2,
+     ("flag --cub_dir=", "no such directory")),
+    ("prepare-cub-no-pickles", "bad input", "mmali_tf.tools.prepare_cub",
+     ["--cub_dir={empty}", "--birds_dir={empty}", "--out_dir={root}/cub_data", "--resnet_weights=none"], 1,
+     ("char-CNN-RNN-embeddings.pickle: missing",)),
+    ("cub-to-vectors-no-features", "bad input", "mmali_tf.tools.cub_to_vectors",
+     ["--data_dir={empty}", "--out_dir={root}/cub_vectors"], 1, ("no CUB features in",)),
+    ("cub-to-vectors-bad-captions", "bad input", "mmali_tf.tools.cub_to_vectors",
+     ["--data_dir={empty}", "--out_dir={root}/cub_vectors", "--captions=some"], 2, ("flag --captions=some",)),
 ]
 CASE_IDS = [case[0] for case in CASES]
 assert len(set(CASE_IDS)) == len(CASE_IDS)

@@ -139,6 +139,35 @@ BAD_FLAGS = {
         (["--only=no such mutation"], "no mutation name contains 'no such mutation'"),
         (["--only=EMA", "--only=nothing"], "no mutation name contains 'nothing'"),
     ],
+    "make_cub_standin": [
+        ([], "--out_dir must have a value"),
+        (["--out_dir={file}"], "exists and is not a directory"),
+        (["--out_dir={file}/standin"], "is not a directory"),
+        (["--out_dir={empty}", "--train_images=149"], "--train_images must be >= 150"),
+        (["--out_dir={empty}", "--test_images=0"], "--test_images must be >= 50"),
+        (["--out_dir={empty}", "--seed=-1"], "flag --seed=-1"),
+    ],
+    "prepare_cub": [
+        ([], "--cub_dir must have a value"),
+        (["--cub_dir={empty}", "--birds_dir={empty}", "--out_dir={missing}"], "pass exactly one of"),
+        (["--cub_dir={empty}", "--birds_dir={empty}", "--out_dir={missing}", "--resnet_weights=none", "--download"],
+         "pass exactly one of"),
+        (["--cub_dir={missing}", "--birds_dir={empty}", "--out_dir={missing}", "--download"], "no such directory"),
+        (["--cub_dir={empty}", "--birds_dir={file}", "--out_dir={missing}", "--download"], "no such directory"),
+        (["--cub_dir={empty}", "--birds_dir={empty}", "--out_dir={file}", "--download"], "exists and is not a dir"),
+        (["--cub_dir={empty}", "--birds_dir={empty}", "--out_dir={missing}", "--resnet_weights={missing}.h5"],
+         "no such file"),
+        (["--cub_dir={empty}", "--birds_dir={empty}", "--out_dir={missing}", "--download", "--batch_size=0"],
+         "flag --batch_size=0"),
+        (["--cub_dir={empty}", "--birds_dir={empty}", "--out_dir={missing}", "--download", "--pixels=bgr"],
+         "flag --pixels=bgr"),
+    ],
+    "cub_to_vectors": [
+        ([], "--data_dir must have a value"),
+        (["--data_dir={missing}", "--out_dir={missing}"], "no such directory"),
+        (["--data_dir={empty}", "--out_dir={file}"], "exists and is not a directory"),
+        (["--data_dir={empty}", "--out_dir={missing}", "--captions=some"], "flag --captions=some"),
+    ],
 }
 
 
@@ -151,6 +180,11 @@ GOOD_FLAGS = {
     "train_classifiers": [["--datasets=mnist:mnist,digits_colour32:svhn", "--out_dir={missing}"]],
     "make_svhn_standin": [["--out_dir={missing}/standin", "--workers=2"]],
     "mutation_check": [["--only=EMA"], ["--list"]],
+    "make_cub_standin": [["--out_dir={missing}/standin", "--seed=3", "--train_images=150", "--test_images=50"]],
+    "prepare_cub": [["--cub_dir={empty}", "--birds_dir={empty}", "--out_dir={missing}", "--resnet_weights=none"],
+                    ["--cub_dir={empty}", "--birds_dir={empty}", "--out_dir={missing}", "--download",
+                     "--pixels=caffe", "--overwrite"]],
+    "cub_to_vectors": [["--data_dir={empty}", "--out_dir={missing}/vectors", "--captions=first", "--overwrite"]],
 }
 
 

@@ -1,5 +1,6 @@
 """The generic ``vector`` kind and dataset: a user's own feature files, trained, evaluated and exported with a
-flagfile and no code; tools/cub_to_vectors.py writes the CUB stand-in in that layout (the README's example)."""
+flagfile and no code; ``python -m mmali_tf.tools.cub_to_vectors`` writes the CUB stand-in in that layout (the
+README's example)."""
 
 import json
 import os
@@ -82,10 +83,10 @@ def test_loader_needs_a_modality_and_a_directory(monkeypatch):
 
 
 def test_cub_to_vectors_keeps_the_pairing(tmp_path):
-    from tools import cub_to_vectors, make_cub_standin
+    from mmali_tf.tools import cub_to_vectors, make_cub_standin
 
-    assert make_cub_standin.main(["--out_dir", str(tmp_path / "cub_data"), "--train_images", "150",
-                                  "--test_images", "50"]) == 0
+    make_cub_standin.write_standin(str(tmp_path / "cub_data"), train_images=150, test_images=50,
+                                   print_fn=lambda _: None)
     out = tmp_path / "vectors"
     cub_to_vectors.convert(str(tmp_path / "cub_data"), str(out), print_fn=lambda _: None)
     cub = cf.load_cub_features(str(tmp_path / "cub_data"), "train")
@@ -97,8 +98,9 @@ def test_cub_to_vectors_keeps_the_pairing(tmp_path):
     assert datasets.data_label("vector", caption.source) == "vector stand-in"
     with pytest.raises(Exception, match="already exists"):
         cub_to_vectors.convert(str(tmp_path / "cub_data"), str(out), print_fn=lambda _: None)
-    cub_to_vectors.convert(str(tmp_path / "cub_data"), str(out), captions="first", overwrite=True,
-                           print_fn=lambda _: None)
+    proc = run_module("mmali_tf.tools.cub_to_vectors", f"--data_dir={tmp_path / 'cub_data'}", f"--out_dir={out}",
+                      "--captions=first", "--overwrite")  # the command line, as the README runs it
+    assert proc.returncode == 0, proc.stderr[-3000:]
     first = datasets.load_dataset("vector", "test", str(out), modality="caption")
     np.testing.assert_array_equal(first.examples, cf.load_cub_features(str(tmp_path / "cub_data"),
                                                                         "test").caption_features[:, 0])

@@ -6,7 +6,8 @@ Caption features 1024-d and image features 2048-d with the authors' MLPs, the jo
 weight lambda_x 1.0 without joint_rec and the per-modality weights (mod_coeff) 1000 on captions and 1 on images,
 250k iterations of batch 64, Adam 2e-4 (0.5, 0.999), EMA 0.9999 after 50k. Modality order = the authors' sorted keys
 ('0cap' < '1img'): caption first, so D0's classes match theirs. Data: ``--config.data.data_dir=DIR`` with
-``DIR/cub/{train,test}/`` (``tools/prepare_cub.py``, or the stand-in of ``tools/make_cub_standin.py``).
+``DIR/cub/{train,test}/`` (``python -m mmali_tf.tools.prepare_cub``, or the stand-in of
+``python -m mmali_tf.tools.make_cub_standin``).
 """
 
 from mmali_tf.config import DataConfig, ExperimentConfig, LossConfig, ModalitySpec, ModelConfig, TrainConfig

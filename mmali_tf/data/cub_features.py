@@ -24,8 +24,9 @@ own image, and every image ten times in a row.
 
 The loader checks shapes, dtypes, finiteness and that all files agree on N; it does not require image features to
 be non-negative (features from another extractor may not be). Any problem raises a one-line
-:class:`mmali_tf.errors.DataError` that names the file. ``tools/prepare_cub.py`` writes this format from the CUB
-images and the StackGAN release; ``tools/make_cub_standin.py`` writes a synthetic stand-in in it.
+:class:`mmali_tf.errors.DataError` that names the file. ``python -m mmali_tf.tools.prepare_cub`` writes this format
+from the CUB images and the StackGAN release; ``python -m mmali_tf.tools.make_cub_standin`` writes a synthetic
+stand-in in it.
 
 Registered datasets (:mod:`mmali_tf.data.datasets`), one per view, paired by index: ``cub_caption`` (examples = the
 ``10 N`` caption rows, tuple ``t`` = row ``t``) and ``cub_image`` (examples = the ``N`` image rows, tuple ``t`` = row
@@ -220,7 +221,8 @@ def load_cub_features(data_dir: str | None, split: str) -> CUBFeatureSplit:
     directory = split_dir(data_dir, split)
     if not os.path.isdir(directory):
         raise DataError(f"no CUB features in {directory}: expected a directory with {', '.join(FORMAT_FILES)} "
-                        f"(tools/prepare_cub.py writes them; tools/make_cub_standin.py writes a synthetic stand-in)")
+                        f"(python -m mmali_tf.tools.prepare_cub writes them; python -m mmali_tf.tools.make_cub_standin "
+                        f"writes a synthetic stand-in)")
     paths = [os.path.join(directory, f) for f in FORMAT_FILES]
     for path in paths:
         if not os.path.isfile(path):

@@ -14,7 +14,8 @@ normalisation, as the authors model CUB's features); standardise them beforehand
 ``STANDIN.txt`` in ``<data_dir>`` marks synthetic data (reports then say "stand-in"). Files are read without pickles
 (``allow_pickle=False``); every problem is one ``DataError`` line naming the file.
 
-``tools/cub_to_vectors.py`` writes the CUB features (or the CUB stand-in) in this layout, the README's example.
+``python -m mmali_tf.tools.cub_to_vectors`` writes the CUB features (or the CUB stand-in) in this layout, the
+README's example.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@
 - ``run_table1``: trains and evaluates the MultiMNIST presets of the paper's Table 1.
 - ``train_classifiers``: trains (or verifies) the coherence classifiers of a classifier directory.
 - ``make_svhn_standin``: writes the synthetic SVHN stand-in.
+- ``make_cub_standin``: writes the synthetic CUB feature stand-in.
+- ``prepare_cub``: builds the CUB feature files from the CUB-200-2011 images and StackGAN's embeddings.
+- ``cub_to_vectors``: re-saves CUB features (or the stand-in) as files of the generic ``vector`` dataset.
 - ``mutation_check``: applies wiring mistakes to the objective and checks that a test catches each.
 
 All of them use absl flags through :func:`mmali_tf.cli.run_main`: every bad argument is one ``error:`` line and exit

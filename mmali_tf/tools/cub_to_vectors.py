@@ -1,32 +1,46 @@
 """Writes CUB features (real or the stand-in) as ``vector`` dataset files, the README's example of the vector kind.
 
-    python tools/cub_to_vectors.py --data_dir DIR --out_dir OUT [--captions all|first] [--overwrite]
+    python -m mmali_tf.tools.cub_to_vectors --data_dir=DIR --out_dir=OUT [--captions=all|first] [--overwrite]
 
 Reads ``DIR/cub/{train,test}/`` (docs/cub_data.md) and writes, per split, ``OUT/caption_<split>.npz`` and
 ``OUT/image_<split>.npz`` (``features`` float32 and ``labels``, the image's class), paired by row as the vector
-dataset pairs them (mmali_tf/data/vectors.py): with ``--captions all`` (default) row ``t`` is CUB's pair ``t``
-(caption ``t mod 10`` of image ``t // 10``, the image row repeated for each of its captions); with ``--captions
-first`` only each image's first caption (N rows). A stand-in's ``STANDIN.txt`` is copied, so the vector data is
-reported as a stand-in too. Existing files are replaced only with ``--overwrite``; each file is written to a
-temporary name and renamed.
+dataset pairs them (mmali_tf/data/vectors.py): with ``--captions=all`` (default) row ``t`` is CUB's pair ``t``
+(caption ``t mod 10`` of image ``t // 10``, the image row repeated for each of its captions); with
+``--captions=first`` only each image's first caption (N rows). A stand-in's ``STANDIN.txt`` is copied, so the vector
+data is reported as a stand-in too. Existing files are replaced only with ``--overwrite``; each file is written to a
+temporary name and renamed. Both splits are read (and checked) before anything is written. :func:`convert` does the
+same from Python, without flags.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from anywhere
+import numpy as np
+from absl import flags
 
-import numpy as np  # noqa: E402
-
-from mmali_tf.data import cub_features as cf  # noqa: E402
-from mmali_tf.data.sources import STANDIN_MARKER  # noqa: E402
-from mmali_tf.errors import MMALIError  # noqa: E402
+from mmali_tf import cli
+from mmali_tf.data import cub_features as cf
+from mmali_tf.data.sources import STANDIN_MARKER
+from mmali_tf.errors import ConfigError, MMALIError
+from mmali_tf.tools import flag_checks
 
 NAMES = ("caption", "image")
+CAPTION_MODES = ("all", "first")
+F = flags.FLAGS
+
+
+def define_flags() -> None:
+    """Define this tool's flags and their validators (on demand: importing the module defines nothing)."""
+    flags.DEFINE_string("data_dir", None, "Directory holding cub/{train,test}/.", required=True)
+    flags.DEFINE_string("out_dir", None, "Where the vector files go (a --data_dir for the vector dataset).",
+                        required=True)
+    flags.DEFINE_enum("captions", "all", CAPTION_MODES, "all: CUB's 10 N pairs (default); first: each image's "
+                      "first caption only.")
+    flags.DEFINE_bool("overwrite", False, "Replace existing vector files.")
+    flag_checks.require_existing_dir("data_dir")
+    flag_checks.require_output_dir("out_dir")
 
 
 def vector_arrays(split: cf.CUBFeatureSplit, captions: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -50,7 +64,10 @@ def _save(path: str, features: np.ndarray, labels: np.ndarray) -> None:
 
 
 def convert(data_dir: str, out_dir: str, captions: str = "all", overwrite: bool = False, print_fn=print) -> list[str]:
-    """Writes the vector files; returns their paths."""
+    """Writes the vector files of both splits to ``out_dir``; returns their paths. :class:`MMALIError` if they
+    exist (unless ``overwrite``) or the CUB features cannot be read, before anything is written."""
+    if captions not in CAPTION_MODES:
+        raise ConfigError(f"unknown captions mode {captions!r}: expected one of {', '.join(CAPTION_MODES)}")
     targets = [os.path.join(out_dir, f"{name}_{split}.npz") for split in cf.SPLITS for name in NAMES]
     existing = [t for t in targets if os.path.exists(t)]
     if existing and not overwrite:
@@ -72,21 +89,16 @@ def convert(data_dir: str, out_dir: str, captions: str = "all", overwrite: bool 
     return targets
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data_dir", required=True, help="directory holding cub/{train,test}/")
-    p.add_argument("--out_dir", required=True, help="where the vector files go (a --data_dir for the vector dataset)")
-    p.add_argument("--captions", choices=("all", "first"), default="all",
-                   help="all: CUB's 10 N pairs (default); first: each image's first caption only")
-    p.add_argument("--overwrite", action="store_true", help="replace existing vector files")
-    args = p.parse_args(argv)
-    try:
-        convert(args.data_dir, os.path.abspath(args.out_dir), args.captions, args.overwrite)
-    except MMALIError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+def main(argv) -> None:
+    del argv
+    convert(F.data_dir, os.path.abspath(os.path.expanduser(F.out_dir)), F.captions, F.overwrite,
+            print_fn=lambda s: print(s, flush=True))
+
+
+def entry_point() -> None:
+    define_flags()
+    cli.run_main(main)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point()

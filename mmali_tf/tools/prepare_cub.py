@@ -19,35 +19,36 @@ Two differences remain, and the features are therefore NOT the authors' numbers:
 * the network is ``keras.applications.ResNet101``, whose ImageNet weights are the original (Caffe-trained) ResNet's,
   not torchvision's ``resnet101(pretrained=True)`` weights, so every feature value differs;
 * pixels: the authors fed ``ToTensor()`` pixels in [0, 1] with *no* ImageNet normalisation (unusual: torchvision's
-  weights expect mean/std-normalised inputs). ``--pixels unit`` (the default) does the same, i.e. [0, 1] RGB;
-  ``--pixels caffe`` instead applies ``keras.applications.resnet.preprocess_input`` to 0..255 pixels (BGR, ImageNet
+  weights expect mean/std-normalised inputs). ``--pixels=unit`` (the default) does the same, i.e. [0, 1] RGB;
+  ``--pixels=caffe`` instead applies ``keras.applications.resnet.preprocess_input`` to 0..255 pixels (BGR, ImageNet
   mean subtracted), the input Keras' weights were trained on.
 
-Weights: ``--resnet_weights PATH`` loads a local no-top weights file (Keras' own is
+Weights: ``--resnet_weights=PATH`` loads a local no-top weights file (Keras' own is
 ``resnet101_weights_tf_dim_ordering_tf_kernels_notop.h5``); ``--download`` lets Keras fetch it (needs internet);
-``--resnet_weights none`` uses random weights and exists for tests only (its features mean nothing).
+``--resnet_weights=none`` uses random weights and exists for tests only (its features mean nothing).
 
-    python tools/prepare_cub.py --cub_dir CUB_200_2011 --birds_dir birds --out_dir DATA_DIR \\
-        (--resnet_weights PATH | --download) [--pixels unit|caffe] [--batch_size 32] [--overwrite]
+    python -m mmali_tf.tools.prepare_cub --cub_dir=CUB_200_2011 --birds_dir=birds --out_dir=DATA_DIR \\
+        (--resnet_weights=PATH | --download) [--pixels=unit|caffe] [--batch_size=32] [--overwrite]
 
-Every input is checked (all pickles, every image file) before the network runs; any problem is one ``error:`` line
-and a non-zero exit. Each split directory is written to a temporary directory and renamed, so it is whole or absent.
+A bad flag (a missing directory or weights file, neither or both of --resnet_weights and --download) is one
+``error:`` line and exit status 2 before anything runs. Every input is then checked (all pickles, every image file)
+before the network runs; any problem is one ``error:`` line and exit status 1. Each split directory is written to a
+temporary directory and renamed, so it is whole or absent. :func:`prepare` does the same from Python, without flags.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import pickle
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from anywhere
+import numpy as np
+from absl import flags
 
-import numpy as np  # noqa: E402
-
-from mmali_tf.data import cub_features as cf  # noqa: E402
-from mmali_tf.errors import DataError, MMALIError  # noqa: E402
+from mmali_tf import cli
+from mmali_tf.data import cub_features as cf
+from mmali_tf.errors import ConfigError, DataError
+from mmali_tf.tools import flag_checks
 
 EMBEDDINGS_PICKLE = "char-CNN-RNN-embeddings.pickle"
 FILENAMES_PICKLE = "filenames.pickle"
@@ -56,34 +57,40 @@ IMAGE_SIZE = 224
 PIXEL_MODES = ("unit", "caffe")
 RANDOM_WEIGHTS = "none"
 FEATURES_NOTE = "FEATURES.txt"
+F = flags.FLAGS
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--cub_dir", required=True, help="CUB-200-2011 directory holding images/")
-    p.add_argument("--birds_dir", required=True, help="StackGAN birds directory holding train/ and test/ pickles")
-    p.add_argument("--out_dir", required=True, help="data directory; writes <out_dir>/cub/{train,test}/")
-    p.add_argument("--resnet_weights", default=None,
-                   help="local ResNet101 no-top weights file (.h5), or 'none' for random weights (tests only)")
-    p.add_argument("--download", action="store_true", help="let Keras download its ImageNet weights instead")
-    p.add_argument("--pixels", choices=PIXEL_MODES, default="unit",
-                   help="'unit': [0, 1] RGB, no normalisation (the authors' recipe, default); "
-                        "'caffe': keras.applications.resnet.preprocess_input on 0..255")
-    p.add_argument("--batch_size", type=int, default=32, help="images per ResNet forward pass")
-    p.add_argument("--overwrite", action="store_true", help="replace existing <out_dir>/cub/{train,test}/")
-    args = p.parse_args(argv)
-    if (args.resnet_weights is None) == (not args.download):
-        p.error("pass exactly one of --resnet_weights PATH (or 'none') and --download")
-    if args.resnet_weights not in (None, RANDOM_WEIGHTS) and not os.path.isfile(args.resnet_weights):
-        p.error(f"--resnet_weights {args.resnet_weights}: no such file")
-    if args.batch_size < 1:
-        p.error("--batch_size must be >= 1")
-    for flag in ("cub_dir", "birds_dir"):
-        if not os.path.isdir(getattr(args, flag)):
-            p.error(f"--{flag} {getattr(args, flag)}: not a directory")
-    if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
-        p.error(f"--out_dir {args.out_dir} exists and is not a directory")
-    return args
+def define_flags() -> None:
+    """Define this tool's flags and their validators (on demand: importing the module defines nothing)."""
+    flags.DEFINE_string("cub_dir", None, "CUB-200-2011 directory holding images/.", required=True)
+    flags.DEFINE_string("birds_dir", None, "StackGAN birds directory holding the train/ and test/ pickles.",
+                        required=True)
+    flags.DEFINE_string("out_dir", None, "Data directory; writes <out_dir>/cub/{train,test}/.", required=True)
+    flags.DEFINE_string("resnet_weights", None, f"Local ResNet101 no-top weights file (.h5), or "
+                        f"'{RANDOM_WEIGHTS}' for random weights (tests only).")
+    flags.DEFINE_bool("download", False, "Let Keras download its ImageNet weights instead (needs internet).")
+    flags.DEFINE_enum("pixels", "unit", PIXEL_MODES, "'unit': [0, 1] RGB, no normalisation (the authors' recipe); "
+                      "'caffe': keras.applications.resnet.preprocess_input on 0..255.")
+    flags.DEFINE_integer("batch_size", 32, "Images per ResNet forward pass.", lower_bound=1)
+    flags.DEFINE_bool("overwrite", False, "Replace existing <out_dir>/cub/{train,test}/.")
+    flag_checks.require_existing_dir("cub_dir")
+    flag_checks.require_existing_dir("birds_dir")
+    flag_checks.require_output_dir("out_dir")
+    flag_checks.require("resnet_weights", check_weights)
+    flags.register_multi_flags_validator(["resnet_weights", "download"], _check_weights_choice)
+
+
+def check_weights(weights: str) -> None:
+    """:class:`DataError` unless ``weights`` is an existing file or ``"none"`` (random weights)."""
+    if weights != RANDOM_WEIGHTS and not os.path.isfile(weights):
+        raise DataError(f"no such file: {weights}")
+
+
+def _check_weights_choice(values) -> bool:
+    if (values["resnet_weights"] is None) == (not values["download"]):
+        raise flags.ValidationError(f"pass exactly one of --resnet_weights=PATH (or '{RANDOM_WEIGHTS}') and "
+                                    "--download")
+    return True
 
 
 def _unpickle(path: str):
@@ -175,7 +182,8 @@ def build_resnet(weights: str | None):
         raise DataError(f"cannot build ResNet101 with weights {source!r} ({type(e).__name__}: {first})") from None
 
 
-def image_features(model, paths: list[str], pixels: str, batch_size: int, label: str) -> np.ndarray:
+def image_features(model, paths: list[str], pixels: str, batch_size: int, label: str,
+                   print_fn=print) -> np.ndarray:
     """float32 [N, 2048], one ResNet forward pass per batch of ``batch_size`` images, in ``paths`` order."""
     features = np.empty((len(paths), cf.IMAGE_FEATURE_DIM), np.float32)
     start = last = time.monotonic()
@@ -185,18 +193,18 @@ def image_features(model, paths: list[str], pixels: str, batch_size: int, label:
         done, now = begin + len(batch), time.monotonic()
         if now - last > 10 or done == len(paths):
             last = now
-            print(f"{label}: {done:,}/{len(paths):,} images, {done / max(now - start, 1e-9):.1f} img/s", flush=True)
+            print_fn(f"{label}: {done:,}/{len(paths):,} images, {done / max(now - start, 1e-9):.1f} img/s")
     return features
 
 
-def features_note(args: argparse.Namespace) -> str:
+def features_note(resnet_weights: str | None, pixels: str) -> str:
     """The ``FEATURES.txt`` of each split: how its features were made."""
     weights = {None: "Keras ImageNet weights (downloaded)", RANDOM_WEIGHTS: "RANDOM weights (tests only; "
-               "these features mean nothing)"}.get(args.resnet_weights, f"weights file {args.resnet_weights}")
-    pixels = ("[0, 1] RGB without normalisation (the authors' recipe)" if args.pixels == "unit"
+               "these features mean nothing)"}.get(resnet_weights, f"weights file {resnet_weights}")
+    pixels = ("[0, 1] RGB without normalisation (the authors' recipe)" if pixels == "unit"
               else "keras.applications.resnet.preprocess_input (caffe) on 0..255")
     return (
-        "Made by mmali_tf tools/prepare_cub.py.\n"
+        "Made by mmali_tf: python -m mmali_tf.tools.prepare_cub.\n"
         f"image features: keras.applications.ResNet101, include_top=False, pooling='avg'; {weights}\n"
         f"pixels: RGB, PIL bilinear resize to {IMAGE_SIZE}x{IMAGE_SIZE} (aspect not kept), {pixels}\n"
         "These are not the authors' torchvision ResNet-101 features (other weights).\n"
@@ -204,33 +212,45 @@ def features_note(args: argparse.Namespace) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        out = {split: os.path.join(os.path.abspath(args.out_dir), cf.SUBDIR, split) for split in cf.SPLITS}
-        for directory in out.values():
-            if os.path.exists(directory) and not args.overwrite:
-                raise DataError(f"{directory} already exists (pass --overwrite to replace it)")
-        inputs = {}
-        for split in cf.SPLITS:
-            captions, filenames, class_ids = read_birds_split(args.birds_dir, split)
-            inputs[split] = (captions, filenames, class_ids, image_paths(args.cub_dir, filenames))
-            print(f"{split}: {len(filenames):,} images, {len(filenames) * cf.CAPTIONS_PER_IMAGE:,} captions",
-                  flush=True)
-        model = build_resnet(args.resnet_weights)
-        images = {split: image_features(model, inputs[split][3], args.pixels, args.batch_size, split)
-                  for split in cf.SPLITS}
-        note = features_note(args)
-        for split in cf.SPLITS:
-            captions, filenames, class_ids, _ = inputs[split]
-            fingerprint = cf.write_cub_split(out[split], images[split], captions, filenames, class_ids,
-                                             extra_files={FEATURES_NOTE: note}, overwrite=args.overwrite)
-            print(f"{split}: wrote {out[split]} (fingerprint {fingerprint})", flush=True)
-    except MMALIError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+def prepare(cub_dir: str, birds_dir: str, out_dir: str, resnet_weights: str | None = None, pixels: str = "unit",
+            batch_size: int = 32, overwrite: bool = False, print_fn=print) -> dict[str, str]:
+    """Writes ``<out_dir>/cub/{train,test}/`` from CUB's images and StackGAN's pickles and returns the fingerprints
+    by split. ``resnet_weights``: a weights file, ``"none"`` (random) or None (Keras downloads its ImageNet
+    weights). Every input is checked before the network runs; :class:`mmali_tf.errors.MMALIError` for a problem."""
+    if pixels not in PIXEL_MODES:
+        raise ConfigError(f"unknown pixel mode {pixels!r}: expected one of {', '.join(PIXEL_MODES)}")
+    out = {split: os.path.join(os.path.abspath(out_dir), cf.SUBDIR, split) for split in cf.SPLITS}
+    for directory in out.values():
+        if os.path.exists(directory) and not overwrite:
+            raise DataError(f"{directory} already exists (pass --overwrite to replace it)")
+    inputs = {}
+    for split in cf.SPLITS:
+        captions, filenames, class_ids = read_birds_split(birds_dir, split)
+        inputs[split] = (captions, filenames, class_ids, image_paths(cub_dir, filenames))
+        print_fn(f"{split}: {len(filenames):,} images, {len(filenames) * cf.CAPTIONS_PER_IMAGE:,} captions")
+    model = build_resnet(resnet_weights)
+    images = {split: image_features(model, inputs[split][3], pixels, batch_size, split, print_fn=print_fn)
+              for split in cf.SPLITS}
+    note = features_note(resnet_weights, pixels)
+    fingerprints = {}
+    for split in cf.SPLITS:
+        captions, filenames, class_ids, _ = inputs[split]
+        fingerprints[split] = cf.write_cub_split(out[split], images[split], captions, filenames, class_ids,
+                                                 extra_files={FEATURES_NOTE: note}, overwrite=overwrite)
+        print_fn(f"{split}: wrote {out[split]} (fingerprint {fingerprints[split]})")
+    return fingerprints
+
+
+def main(argv) -> None:
+    del argv
+    prepare(F.cub_dir, F.birds_dir, F.out_dir, resnet_weights=F.resnet_weights, pixels=F.pixels,
+            batch_size=F.batch_size, overwrite=F.overwrite, print_fn=lambda s: print(s, flush=True))
+
+
+def entry_point() -> None:
+    define_flags()
+    cli.run_main(main)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point()
