@@ -22,5 +22,5 @@ CUDA_VISIBLE_DEVICES=0 run one_gpu
 run all_gpus --strategy=mirrored --num_devices="$GPUS"
 echo "== step FLOPs (one GPU)"
 CUDA_VISIBLE_DEVICES=0 "$PY" -m mmali_tf.tools.benchmark_train --configs=quickstart --modes=xla1 --steps=20 \
-    --repeats=2 --no_pipeline 2>&1 | tail -n 8 || echo "error: benchmark failed"
+    --repeats=2 --nopipeline 2>&1 | tail -n 8 || echo "error: benchmark failed"
 echo "== outputs in $OUT"
