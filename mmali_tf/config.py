@@ -149,8 +149,11 @@ class TrainConfig:
     num_devices: int = setting(1, "Replicas for strategy=mirrored (logical CPUs without GPUs).", lower=1)
     cluster_timeout: int = setting(300, "strategy=multi_worker: seconds to wait for every worker of TF_CONFIG at "
                                         "start-up before giving up.", lower=1)
-    collective_timeout: int = setting(600, "strategy=multi_worker: seconds one collective operation may wait for "
-                                           "the other workers (a hung worker) before the run stops.", lower=1)
+    collective_timeout: int = setting(0, "strategy=multi_worker: seconds one collective operation may wait for "
+                                         "the other workers (a hung worker) before the run stops; 0 = no limit. "
+                                         "TensorFlow keeps a thread per timed collective for this long, so a limit "
+                                         "suits short runs only (a crashed worker is found by heartbeats anyway).",
+                                      lower=0)
     steps_per_execution: int = setting(1, "Training steps per tf.function call.", lower=1)
     intra_op_threads: int = setting(-1, "Threads inside one TensorFlow op; 0 = TensorFlow's default, -1 = auto "
                                         "(CPU-only without XLA: half the cores; else the default).", lower=-1)

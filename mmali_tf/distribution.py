@@ -248,7 +248,9 @@ def make_strategy(train: TrainConfig, role: Role = SINGLE) -> tf.distribute.Stra
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices=devices[: max(train.num_devices, len(gpus))])
     if train.strategy == "multi_worker":
-        options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=train.collective_timeout)
+        # A timed collective parks one sleeping thread for the whole timeout (Env::SchedClosureAfter), hundreds per
+        # step: with 600 s a worker reached ~15,000 threads in 40 s and aborted (pthread_create: EAGAIN).
+        options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=train.collective_timeout or None)
         message = (f"{role.task_type} {role.task_index} could not reach the other workers of TF_CONFIG "
                    f"({', '.join(role.addresses)}) within {train.cluster_timeout} s; start the same command on "
                    "every worker (nothing was written)")

@@ -308,9 +308,10 @@ def _train(model, strategy, dataset, monitor, start_step, role, checkpoints):
             except _PEER_ERRORS as exc:
                 if t.strategy != "multi_worker":
                     raise
+                resume = (f"resume from {monitor.last_checkpoint}" if monitor.last_checkpoint
+                          else "start again (no checkpoint yet)")
                 raise MMALIError(f"lost contact with the other workers at step {step} ({type(exc).__name__}); "
-                                 "rerun the same command on every worker to resume from "
-                                 f"{monitor.last_checkpoint}") from None
+                                 f"rerun the same command on every worker to {resume}") from None
             step = int(model.d_optimizer.iterations.numpy())
             monitor.after_step(step, {k: v.numpy() for k, v in scalars.items()})
             if preemption is not None:
