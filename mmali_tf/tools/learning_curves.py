@@ -33,7 +33,8 @@ from mmali_tf.atomic_files import write_text_atomic
 from mmali_tf.errors import MMALIError
 from mmali_tf.evaluate import parse_metrics
 from mmali_tf.tools import flag_checks
-from mmali_tf.tools.run_table1 import PAPER, percent, read_json, run
+from mmali_tf.evaluation import report
+from mmali_tf.tools.run_table1 import PAPER, percent, read_json, run, summary
 
 RECORDS = "learning_curves.jsonl"
 WEIGHTS = ("ema", "live")
@@ -108,15 +109,6 @@ def describe(preset: str) -> dict:
             "ema_start": config.train.ema_start, "probe_modality": config.model.modalities[0].name}
 
 
-def summary(metrics: dict, probe_modality: str) -> dict:
-    """Table 1's three figures (percent) from an evaluation's metrics."""
-    cross = [v for k, v in metrics.items() if k.startswith("coherence/") and "_to_" in k]
-    probe = metrics.get(f"latent_acc/{probe_modality}")
-    return {"probe": None if probe is None else 100.0 * probe,
-            "cross": 100.0 * sum(cross) / len(cross) if cross else None,
-            "joint": 100.0 * metrics["coherence/joint"] if "coherence/joint" in metrics else None}
-
-
 def load_records(path: str) -> list[dict]:
     if not os.path.exists(path):
         return []
@@ -146,7 +138,7 @@ def evaluate(preset: str, workdir: str, step: int, checkpoint: str, weights: str
     run([sys.executable, "-m", "mmali_tf.evaluate", f"--workdir={workdir}", f"--checkpoint={checkpoint}",
          f"--weights={weights}", f"--metrics={','.join(F.metrics)}", f"--max_pairs={F.max_pairs}",
          f"--classifier_dir={classifier_dir}", *data, *F.extra_eval_flags], os.path.join(workdir, "learning_curves.log"))
-    name = "metrics" + ("" if weights == "ema" else f"_{weights}")
+    name = report.output_name("clean", weights)
     result = read_json(os.path.join(workdir, f"{name}.json"))
     if not result or result.get("checkpoint") != checkpoint or result.get("step") != step:
         raise MMALIError(f"mmali_tf.evaluate did not write the record of {checkpoint} into {workdir}/{name}.json")

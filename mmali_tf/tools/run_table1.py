@@ -94,6 +94,16 @@ def read_json(path: str):
         return json.load(f)
 
 
+def summary(metrics: dict, probe_modality: str = UPRIGHT) -> dict:
+    """Table 1's three figures (percent, None where not measured) from an evaluation's metrics: the probe of
+    ``probe_modality``, the mean cross coherence over all ordered pairs and the joint coherence."""
+    cross = [v for k, v in metrics.items() if k.startswith("coherence/") and "_to_" in k]
+    probe = metrics.get(f"latent_acc/{probe_modality}")
+    return {"probe": None if probe is None else 100.0 * probe,
+            "cross": 100.0 * sum(cross) / len(cross) if cross else None,
+            "joint": 100.0 * metrics["coherence/joint"] if "coherence/joint" in metrics else None}
+
+
 def percent(value) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -136,11 +146,8 @@ def one_configuration(num: int, discriminator: str) -> dict:
         times["evaluate_seconds"] = time.perf_counter() - started
         write_json_atomic(times_path, times)
         metrics = read_json(metrics_path)
-    values = metrics["metrics"]
-    cross = [v for k, v in values.items() if k.startswith("coherence/") and "_to_" in k]
-    return {"accuracy": 100.0 * values[f"latent_acc/{UPRIGHT}"],
-            "cross": 100.0 * sum(cross) / len(cross) if cross else None,
-            "joint": 100.0 * values["coherence/joint"] if "coherence/joint" in values else None,
+    figures = summary(metrics["metrics"])
+    return {"accuracy": figures["probe"], "cross": figures["cross"], "joint": figures["joint"],
             "train_seconds": times["train_seconds"], "eval_seconds": times["evaluate_seconds"], "workdir": workdir}
 
 
