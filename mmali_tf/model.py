@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from mmali_tf import losses
 from mmali_tf.config import ExperimentConfig
-from mmali_tf.networks import registry, step_scope
+from mmali_tf.networks import registry
 from mmali_tf.noise import StepNoise
 from mmali_tf.objective import (Latent, Networks, critic_scores, discriminator_losses, generator_losses,
                                 total)
@@ -98,26 +98,26 @@ class MMALI(keras.Model):
 
     @property
     def networks(self) -> Networks:
-        """The players as the objective calls them; the discriminators as :class:`Critic` objects."""
+        """The players as the objective calls them; the discriminators as :class:`Critic` objects that score all
+        tuples of a player step in one batched forward."""
         return self._critics
 
     @property
     def plain_networks(self) -> Networks:
-        """The same players with critics that never reuse anything (the executable specification)."""
-        nets = self._critics
-        return dataclasses.replace(nets, d0={n: c.plain() for n, c in nets.d0.items()},
-                                   d1={n: c.plain() for n, c in nets.d1.items()},
-                                   dj=nets.dj.plain() if nets.dj else None,
-                                   d_baseline=nets.d_baseline.plain() if nets.d_baseline else None)
+        """The same players with critics that score one tuple per forward (the executable specification)."""
+        return _map_critics(self._critics, lambda critic: critic.one_by_one())
 
     def _make_critics(self) -> Networks:
         specs = {m.name: m for m in self.config.model.modalities}
         if self.config.model.discriminator == "joint":
-            return Networks(self.encoders, self.decoders, d_baseline=registry.joint_critic(self.d_joint_xz))
-        return Networks(self.encoders, self.decoders,
-                        d0={n: registry.xz_critic(specs[n], getattr(self, f"d0_{n}")) for n in self.names},
-                        d1={n: registry.xz_critic(specs[n], getattr(self, f"d1_{n}")) for n in self.names},
-                        dj=registry.joint_critic(self.d_joint))
+            nets = Networks(self.encoders, self.decoders, d_baseline=registry.joint_critic(self.d_joint_xz))
+        else:
+            nets = Networks(self.encoders, self.decoders,
+                            d0={n: registry.xz_critic(specs[n], getattr(self, f"d0_{n}")) for n in self.names},
+                            d1={n: registry.xz_critic(specs[n], getattr(self, f"d1_{n}")) for n in self.names},
+                            dj=registry.joint_critic(self.d_joint))
+        separate = self.config.model.spectral_norm_updates == "per_forward"
+        return _map_critics(nets, lambda critic: critic.with_schedule(separate_estimates=separate))
 
     def use_noise(self, source) -> None:
         """Draw each step's randomness from ``source(n_iter, replica, num_replicas)`` (e.g. recorded draws)."""
@@ -173,12 +173,6 @@ class MMALI(keras.Model):
         return names["d"], names["g"]
 
     # ------------------------------------------------------------------ the training step
-    def _player_scope(self):
-        """Per step: the discriminators are fixed functions (one power iteration per layer, shared features)."""
-        if self.config.model.spectral_norm_updates == "per_step":
-            return step_scope.fixed_discriminators()
-        return contextlib.nullcontext()
-
     def _noise(self, n_iter):
         context = tf.distribute.get_replica_context()
         return self._noise_source(n_iter, context.replica_id_in_sync_group, context.num_replicas_in_sync)
@@ -186,7 +180,7 @@ class MMALI(keras.Model):
     def _d_grads(self, batches, n_iter):
         noise = self._noise(n_iter)
         scores = {}
-        with tf.GradientTape() as tape, self._player_scope():
+        with tf.GradientTape() as tape:
             terms = discriminator_losses(self.networks, batches, noise, self.config.model, self.config.loss, scores)
             loss = total(terms)
             scaled = loss * self._replica_scale  # gradients are summed over replicas
@@ -194,7 +188,7 @@ class MMALI(keras.Model):
 
     def _g_grads(self, batches, n_iter):
         noise = self._noise(n_iter)
-        with tf.GradientTape() as tape, self._player_scope():
+        with tf.GradientTape() as tape:
             terms = generator_losses(self.networks, batches, noise, self.config.model, self.config.loss)
             loss = total(terms)
             scaled = loss * self._replica_scale
@@ -246,6 +240,14 @@ class MMALI(keras.Model):
             mean, _ = losses.split_gaussian(self.ema_encoders[a](x, training=False))
             out[a] = {b: self.ema_decoders[b](mean, training=False) for b in self.names}
         return out
+
+
+def _map_critics(nets: Networks, fn) -> Networks:
+    """``nets`` with ``fn`` applied to every critic."""
+    return dataclasses.replace(nets, d0={n: fn(c) for n, c in nets.d0.items()},
+                               d1={n: fn(c) for n, c in nets.d1.items()},
+                               dj=fn(nets.dj) if nets.dj else None,
+                               d_baseline=fn(nets.d_baseline) if nets.d_baseline else None)
 
 
 @contextlib.contextmanager

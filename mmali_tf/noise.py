@@ -22,7 +22,7 @@ class StepNoise:
     Under ``num_replicas`` replicas each replica holds rows ``[replica * b, (replica + 1) * b)`` of the global batch
     (b rows each): ``normal`` draws the global tensor and returns this replica's rows, ``permutation`` returns a
     permutation of the whole global batch. The draws of a step are then the same whatever the number of replicas
-    (with :func:`mmali_tf.networks.step_scope.rows` applying global permutations).
+    (with :func:`mmali_tf.objective.shuffled` applying global permutations).
     """
 
     def __init__(self, seed: int, step, replica=0, num_replicas: int = 1):

@@ -175,21 +175,55 @@ def state_in_their_layout(model, their_keys: Sequence[str], ema: bool = False) -
 
 # Their draw roles -> our noise stream names (objective.py). ``{m}`` is our modality name.
 _FACTORIZED_STREAMS = {
-    ("d_unimodal", "prior_z"): "dA/{m}/prior",
-    ("d_unimodal", "encoder_noise"): "dA/{m}/posterior",
-    ("d_unimodal", "perm_d1_xz"): "dA/{m}/shuffle",
-    ("d_unimodal", "perm_d1_prior"): "dA/{m}/prior_shuffle",
-    ("d_joint", "perm_extra_x"): "dB/{m}/marginal",
-    ("d_joint", "encoder_noise"): "dB/{m}/posterior",
-    ("g_unimodal", "prior_z"): "gA/{m}/prior",
-    ("g_unimodal", "encoder_noise"): "gA/{m}/posterior",
-    ("g_unimodal", "reencode_noise"): "gA/{m}/cycle",
-    ("g_joint", "prior_style"): "gB/{m}/prior_style",
-    ("g_joint", "prior_content"): "gB/prior_content",
-    ("g_joint", "encoder_noise"): "gB/{m}/posterior",
-    ("g_joint", "poe_noise_fake"): "gB/cycle_joint",
-    ("g_joint", "poe_noise_real"): "gB/posterior_joint",
+    ("d_unimodal", "prior_z"): "d_unimodal/{m}/prior",
+    ("d_unimodal", "encoder_noise"): "d_unimodal/{m}/posterior",
+    ("d_unimodal", "perm_d1_xz"): "d_unimodal/{m}/shuffle",
+    ("d_unimodal", "perm_d1_prior"): "d_unimodal/{m}/prior_shuffle",
+    ("d_joint", "perm_extra_x"): "d_joint/{m}/marginal",
+    ("d_joint", "encoder_noise"): "d_joint/{m}/posterior",
+    ("g_unimodal", "prior_z"): "g_unimodal/{m}/prior",
+    ("g_unimodal", "encoder_noise"): "g_unimodal/{m}/posterior",
+    ("g_unimodal", "reencode_noise"): "g_unimodal/{m}/cycle",
+    ("g_joint", "prior_style"): "g_joint/{m}/prior_style",
+    ("g_joint", "prior_content"): "g_joint/prior_content",
+    ("g_joint", "encoder_noise"): "g_joint/{m}/posterior",
+    ("g_joint", "poe_noise_fake"): "g_joint/content_cycle",
+    ("g_joint", "poe_noise_real"): "g_joint/joint_posterior",
 }
+# Their per-modality term suffixes -> ours (``{m}`` our modality name); D0's classes are handled in our_term_name.
+_MODALITY_TERMS = {"1": "d1_{m}", "s_rec": "{m}/style_cycle", "c_rec": "{m}/content_cycle",
+                   "x_rec": "{m}/reconstruction", "x_rec_joint": "{m}/joint_reconstruction"}
+
+
+def our_term_name(manifest: Mapping, their_name: str, player: str, names: Sequence[str]) -> str:
+    """Our name of one of their loss-dict keys (``mnist0_c2``, ``joint_q1``, ...) in ``player``'s ("D" or "G") step.
+
+    Their baseline names its terms after the last modality key and keeps the second batch's; ours names them after
+    the batch and the tuple (``d_joint/encoder_<m>``, ``g_joint/decoder``).
+    """
+    keys = manifest["config"]["modalities"]
+    ours = dict(zip(keys, names))
+    if manifest["config"]["model_type"] == "joint":
+        label = int(their_name.rsplit("_c", 1)[1])
+        tuple_name = f"encoder_{names[label]}" if label < len(names) else "decoder"
+        return f"{player.lower()}_joint/{tuple_name}"
+    fixed = {"joint": "dj", "joint_p": "joint/decoder", "joint_c_rec": "joint/content_cycle"}
+    if their_name in fixed:
+        return fixed[their_name]
+    if their_name.startswith("joint_q"):
+        return f"joint/encoder_{names[int(their_name[len('joint_q'):])]}"
+    key = next(k for k in sorted(keys, key=len, reverse=True) if their_name.startswith(k + "_"))
+    m, suffix = ours[key], their_name[len(key) + 1:]
+    if suffix in _MODALITY_TERMS:
+        return _MODALITY_TERMS[suffix].format(m=m)
+    label = int(suffix[1:])  # "c<label>": a class of D0_m
+    if label == 0:
+        return f"d0_{m}/encoder"
+    if label == 1:
+        return f"d0_{m}/decoder"
+    return f"d0_{m}/content_of_{[n for n in names if n != m][label - 2]}"
+
+
 UNREAD_DRAWS = {"factor": {("d_joint", "prior_style"), ("d_joint", "prior_content")},
                 "joint": {("d_joint", "perm_extra_x")}}
 """Per model type, the draws their loop makes that their objective never reads: the prior of the factorized

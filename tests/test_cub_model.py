@@ -66,11 +66,13 @@ def test_parameter_counts_are_the_reference_architecture(model):
 
 def test_loss_terms_are_the_readme_configurations(model):
     d_terms, g_terms = model.loss_term_names()
-    assert d_terms == ["caption_c0", "caption_c1", "caption_1", "image_c0", "image_c1", "image_1", "joint",
-                       "caption_c2", "image_c2"]
-    # Their keys with 0cap/1img: unimodal adversarial and the per-modality autoencoding (no joint_rec, no cycles).
-    assert g_terms == ["caption_c0", "caption_c1", "image_c0", "image_c1", "caption_x_rec", "image_x_rec",
-                       "joint_q0", "joint_q1", "joint_p", "caption_c2", "image_c2"]
+    assert d_terms == ["d0_caption/encoder", "d0_caption/decoder", "d1_caption", "d0_image/encoder",
+                       "d0_image/decoder", "d1_image", "dj", "d0_caption/content_of_image", "d0_image/content_of_caption"]
+    # Their keys' order: unimodal adversarial and the per-modality autoencoding (no joint_rec, no cycles).
+    assert g_terms == ["d0_caption/encoder", "d0_caption/decoder", "d0_image/encoder", "d0_image/decoder",
+                       "caption/reconstruction", "image/reconstruction", "joint/encoder_caption",
+                       "joint/encoder_image", "joint/decoder", "d0_caption/content_of_image",
+                       "d0_image/content_of_caption"]
 
 
 def test_reconstruction_weights_are_the_mod_coeff(model):
@@ -87,9 +89,9 @@ def test_reconstruction_weights_are_the_mod_coeff(model):
     x = batches["g_unimodal"]
     for name, weight in (("caption", 1000.0), ("image", 1.0)):
         mean, logvar = tf.split(model.encoders[name](x[name], training=True), 2, axis=-1)
-        z = mean + tf.exp(logvar / 2) * StepNoise(0, 0).normal(f"gA/{name}/posterior", tf.shape(mean))
+        z = mean + tf.exp(logvar / 2) * StepNoise(0, 0).normal(f"g_unimodal/{name}/posterior", tf.shape(mean))
         expected = weight * float(tf.reduce_mean(tf.square(model.decoders[name](z, training=True) - x[name])))
-        assert float(terms[f"{name}_x_rec"]) == pytest.approx(expected, rel=1e-5)
+        assert float(terms[f"{name}/reconstruction"]) == pytest.approx(expected, rel=1e-5)
 
 
 def _their_state_dict_keys():

@@ -1,11 +1,13 @@
-"""The fast objective (critics reusing image features and repeated calls) computes what the plain one computes.
+"""The fast critics compute what the executable specification computes.
 
-Both run the same objective, tuple by tuple, inside one fixed-discriminator step scope (one power iteration per
-layer and player step). ``MMALI.networks`` gives critics that reuse the x-part features of each image batch (also
-for its in-batch shuffles) and whole repeated calls; ``MMALI.plain_networks`` gives critics that run the whole Keras
-model on every tuple, and for the reference run every spectrally normalised convolution is a convolution
-(``SNConv2D`` otherwise runs a kernel that covers its input as a matmul): the executable specification. On one
-fixed batch both must give the same loss terms, the same gradients and the same spectral-norm state afterwards.
+``MMALI.networks`` gives critics that score all tuples of a player step in one batched forward (each tuple's rows
+divided by its own spectral-norm estimate, the MNIST critic multiplying each distinct image batch by its first
+layer once); ``MMALI.plain_networks`` gives critics that run the whole Keras model once per tuple, one power
+iteration before each forward, as the authors' code; for the reference run every spectrally normalised
+convolution is a convolution (``SNConv2D`` otherwise runs a kernel that covers its input as a matmul). On one fixed
+batch both must give the same loss terms, the same gradients and the same spectral-norm state afterwards. The same
+holds for the ``per_step`` schedule (one estimate per call), whose critics share the x-part features of identical
+image batches, against batched critics without any sharing.
 """
 
 import numpy as np
@@ -14,7 +16,8 @@ import tensorflow as tf
 
 from mmali_tf.config import DataConfig, ExperimentConfig, LossConfig, ModalitySpec, ModelConfig, TrainConfig
 from mmali_tf.model import MMALI
-from mmali_tf.networks import Critic, step_scope
+from mmali_tf.model import _map_critics
+from mmali_tf.networks import Critic
 from mmali_tf.networks.registry import IMAGE_SHAPES
 from mmali_tf.networks.spectral_norm import SNConv2D
 from mmali_tf.noise import StepNoise
@@ -72,7 +75,7 @@ def run(model, nets, player, batches):
 
     @tf.function
     def step():
-        with tf.GradientTape() as tape, step_scope.fixed_discriminators():
+        with tf.GradientTape() as tape:
             terms = losses_fn(nets, batches, StepNoise(7, 11), model.config.model, model.config.loss)
             total = tf.add_n(list(terms.values()))
         return terms, tape.gradient(total, variables)
@@ -85,18 +88,13 @@ def run(model, nets, player, batches):
     return {k: t.numpy() for k, t in terms.items()}, [g.numpy() for g in grads], after, variables
 
 
-# d_marginal (unpaired pools) only feeds the discriminator step; the joint baseline ignores it.
-@pytest.mark.parametrize("player, marginal", [("D", False), ("G", False), ("D", True)],
-                         ids=["D-in_batch_negatives", "G", "D-d_marginal"])
-def test_optimized_objective_matches_straightforward(model, player, marginal, monkeypatch):
-    batches = fixed_batches(model.config, marginal)
-    assert all(isinstance(d, Critic) and d.share_features for d in model.networks.d0.values())
+def compare(model, fast, reference, player, batches, monkeypatch):
     with monkeypatch.context() as plain:
         plain.setattr(SNConv2D, "_covers_input", lambda layer, inputs: False)  # every convolution as tf.nn.conv2d
-        ref_terms, ref_grads, ref_sn, variables = run(model, model.plain_networks, player, batches)
-    opt_terms, opt_grads, opt_sn, _ = run(model, model.networks, player, batches)
+        ref_terms, ref_grads, ref_sn, variables = run(model, reference, player, batches)
+    opt_terms, opt_grads, opt_sn, _ = run(model, fast, player, batches)
 
-    assert opt_terms.keys() == ref_terms.keys()
+    assert list(opt_terms) == list(ref_terms)
     for key, value in ref_terms.items():
         assert abs(opt_terms[key] - value) <= TOL, (key, opt_terms[key], value)
     assert max(abs(v) for v in ref_terms.values()) > 0.1
@@ -104,10 +102,29 @@ def test_optimized_objective_matches_straightforward(model, player, marginal, mo
         scale = max(np.abs(g_ref).max(), 1e-3)
         np.testing.assert_allclose(g_opt, g_ref, rtol=0, atol=TOL * scale, err_msg=var.path)
     assert sum(np.abs(g).sum() > 0 for g in ref_grads) == len(ref_grads)  # every variable gets a gradient
-    # One power iteration per layer in both: the stored vectors agree after the step.
+    # The same number of power iterations per layer in both: the stored vectors agree after the step.
     for a, b in zip(ref_sn, opt_sn):
         np.testing.assert_allclose(b, a, rtol=0, atol=1e-6)
     assert any(np.abs(a - b).max() > 1e-4 for a, b in zip(ref_sn, [v.numpy() for v in sn_vectors(model)]))
+
+
+# d_marginal (unpaired pools) only feeds the discriminator step; the joint baseline ignores it.
+@pytest.mark.parametrize("player, marginal", [("D", False), ("G", False), ("D", True)],
+                         ids=["D-in_batch_negatives", "G", "D-d_marginal"])
+def test_batched_critics_match_one_forward_per_tuple(model, player, marginal, monkeypatch):
+    batches = fixed_batches(model.config, marginal)
+    assert model.config.model.spectral_norm_updates == "per_forward"
+    assert all(isinstance(d, Critic) and d.batched for d in model.networks.d0.values())
+    compare(model, model.networks, model.plain_networks, player, batches, monkeypatch)
+
+
+@pytest.mark.parametrize("player", ["D", "G"])
+def test_shared_features_match_plain_batched_critics_per_step(model, player, monkeypatch):
+    """One estimate per call: critics share the x-part features of identical image batches; the reference
+    concatenates every tuple and runs the whole model on it."""
+    fast = _map_critics(model.networks, lambda c: c.with_schedule(separate_estimates=False))
+    reference = _map_critics(model.networks, lambda c: Critic(c.model, batched=True, separate_estimates=False))
+    compare(model, fast, reference, player, fixed_batches(model.config), monkeypatch)
 
 
 def test_critics_add_no_variables_or_checkpoint_entries(model, tmp_path):

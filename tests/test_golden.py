@@ -104,9 +104,8 @@ class Golden:
     def their_terms(self, group: str) -> dict[str, float]:
         return {t["name"]: t["value"] for t in self.manifest[group]["terms"]}
 
-    def our_term_name(self, theirs: str) -> str:
-        """Their baseline names its terms after the last modality key; ours after the batch ("joint_c<k>")."""
-        return f"joint_c{theirs.rsplit('_c', 1)[1]}" if self.baseline else theirs
+    def our_term_name(self, theirs: str, player: str) -> str:
+        return reference_port.our_term_name(self.manifest, theirs, player, self.keys)
 
 
 @pytest.fixture(scope="module", params=FIXTURES)
@@ -197,9 +196,9 @@ def test_every_loss_term_by_name(golden, stepped, player):
     group, rtol = ("d_terms", D_TERM_RTOL) if player == "D" else ("g_terms", G_TERM_RTOL)
     theirs = golden.their_terms(group)
     ours = {k.split("/", 1)[1]: v for k, v in out.items() if k.startswith(f"{player}/")}
-    assert sorted(ours) == sorted(golden.our_term_name(name) for name in theirs)
+    assert sorted(ours) == sorted(golden.our_term_name(name, player) for name in theirs)
     for name, value in theirs.items():
-        assert ours[golden.our_term_name(name)] == pytest.approx(value, rel=rtol, abs=TERM_ATOL), name
+        assert ours[golden.our_term_name(name, player)] == pytest.approx(value, rel=rtol, abs=TERM_ATOL), name
     total = golden.manifest[group]["total"]["value"]
     assert out["d_loss" if player == "D" else "g_loss"] == pytest.approx(total, rel=rtol, abs=TERM_ATOL)
 
@@ -316,8 +315,8 @@ def test_default_spectral_norm_schedule_differs_only_in_sigma(golden):
     first_forward = [] if golden.baseline else [n for n in theirs if n.endswith("_c0")]
     later = [n for n in theirs if n not in first_forward]
     for name in first_forward:
-        assert out[f"D/{golden.our_term_name(name)}"] == pytest.approx(theirs[name], rel=D_TERM_RTOL), name
-    differences = [abs(out[f"D/{golden.our_term_name(n)}"] / theirs[n] - 1) for n in later]
+        assert out[f"D/{golden.our_term_name(name, 'D')}"] == pytest.approx(theirs[name], rel=D_TERM_RTOL), name
+    differences = [abs(out[f"D/{golden.our_term_name(n, 'D')}"] / theirs[n] - 1) for n in later]
     assert max(differences) > 1e-4  # the schedules really differ ...
     assert max(differences) < 0.05  # ... by a moderate amount at initialisation
 
@@ -347,11 +346,11 @@ def test_baseline_keeps_both_batches_by_default():
     num = len(golden.keys)
     for discarded in golden.manifest["d_terms"]["discarded"]:
         label, value = int(discarded["name"].rsplit("_c", 1)[1]), discarded["value"]
-        ours = out[f"D/unimodal_c{label}"]
+        ours = out[f"D/{golden.our_term_name(discarded['name'], 'D').replace('d_joint/', 'd_unimodal/')}"]
         if label < num:
             assert ours == pytest.approx(value, rel=D_TERM_RTOL, abs=TERM_ATOL), discarded["name"]
         else:  # beyond rounding; at initialisation the critic barely tells the two decoded tuples apart
             assert ours != pytest.approx(value, rel=D_TERM_RTOL, abs=TERM_ATOL), (discarded["name"], ours, value)
     for player, loss in (("D", "d_loss"), ("G", "g_loss")):
-        kept = sum(out[f"{player}/{call}_c{k}"] for call in ("unimodal", "joint") for k in range(num + 1))
+        kept = sum(value for key, value in out.items() if key.startswith(f"{player}/{player.lower()}_"))
         assert out[loss] == pytest.approx(kept, rel=1e-6)

@@ -13,6 +13,16 @@ B, L, S = 4, 6, 2
 SHAPE = (3, 3, 1)
 
 
+class FunctionCritic:
+    """A critic that scores each tuple with ``fn(*inputs)``."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def score(self, tuples):
+        return {name: self.fn(*inputs) for name, inputs in tuples.items()}
+
+
 def constant_networks(names, d0_logits=None, joint_logit=0.0, joint_xz=False):
     """Encoders give z = 0 (mean 0, logvar 0), decoders give 0.5, discriminators give fixed logits."""
     num = len(names)
@@ -37,9 +47,10 @@ def constant_networks(names, d0_logits=None, joint_logit=0.0, joint_xz=False):
         return tf.zeros([tf.shape(inputs[0])[0], num + 1])
 
     if joint_xz:
-        return Networks({n: encoder for n in names}, {n: decoder for n in names}, d_baseline=d_joint_xz)
-    return Networks({n: encoder for n in names}, {n: decoder for n in names}, {n: d0 for n in names},
-                    {n: d1 for n in names}, joint)
+        return Networks({n: encoder for n in names}, {n: decoder for n in names},
+                        d_baseline=FunctionCritic(d_joint_xz))
+    return Networks({n: encoder for n in names}, {n: decoder for n in names}, {n: FunctionCritic(d0) for n in names},
+                    {n: FunctionCritic(d1) for n in names}, FunctionCritic(joint))
 
 
 def model_config(names, discriminator="factorized"):
@@ -56,17 +67,23 @@ def batches(names):
 README = LossConfig(lambda_unimodal=0.1, lambda_x_rec=0.05, lambda_s_rec=0.05, lambda_c_rec=0.05, joint_rec=True)
 
 
-def test_reference_term_names_for_mnist_svhn():
+def test_term_names_for_mnist_svhn():
     names = ("mnist", "svhn")
     nets = constant_networks(names)
     d = discriminator_losses(nets, batches(names), StepNoise(0, 0), model_config(names), README)
     g = generator_losses(nets, batches(names), StepNoise(0, 0), model_config(names), README)
-    # docs/objective.md sections 3-4: 9 D terms, 14 G terms (without the reference's "0"/"1" prefixes).
-    assert sorted(d) == sorted(["mnist_c0", "mnist_c1", "mnist_1", "svhn_c0", "svhn_c1", "svhn_1", "joint",
-                                "mnist_c2", "svhn_c2"])
-    assert sorted(g) == sorted(["mnist_c0", "mnist_c1", "svhn_c0", "svhn_c1", "mnist_s_rec", "svhn_s_rec",
-                                "joint_q0", "joint_q1", "joint_p", "mnist_c2", "svhn_c2", "joint_c_rec",
-                                "mnist_x_rec_joint", "svhn_x_rec_joint"])
+    # docs/objective.md sections 3-4: 9 D terms, 14 G terms, in the authors' order.
+    assert list(d) == ["d0_mnist/encoder", "d0_mnist/decoder", "d1_mnist", "d0_svhn/encoder", "d0_svhn/decoder",
+                       "d1_svhn", "dj", "d0_mnist/content_of_svhn", "d0_svhn/content_of_mnist"]
+    assert list(g) == ["d0_mnist/encoder", "d0_mnist/decoder", "d0_svhn/encoder", "d0_svhn/decoder",
+                       "mnist/style_cycle", "svhn/style_cycle", "joint/encoder_mnist", "joint/encoder_svhn",
+                       "joint/decoder", "d0_mnist/content_of_svhn", "d0_svhn/content_of_mnist", "joint/content_cycle",
+                       "mnist/joint_reconstruction", "svhn/joint_reconstruction"]
+
+
+def d0_tuples(names, own):
+    """D0's M + 1 classes as our term names call them."""
+    return ["encoder", "decoder"] + [f"content_of_{k}" for k in names if k != own]
 
 
 @pytest.mark.parametrize("num", [2, 3])
@@ -76,10 +93,10 @@ def test_discriminator_terms_with_uninformative_discriminators(num):
                                  LossConfig())
     # All-zero logits: each (M+1)-way CE is log(M+1), each binary pair is 2 log 2.
     for n in names:
-        for label in range(num + 1):
-            assert terms[f"{n}_c{label}"].numpy() == pytest.approx(math.log(num + 1), abs=1e-5)
-        assert terms[f"{n}_1"].numpy() == pytest.approx(2 * math.log(2), abs=1e-5)
-    assert terms["joint"].numpy() == pytest.approx(2 * math.log(2), abs=1e-5)
+        for tuple_name in d0_tuples(names, n):
+            assert terms[f"d0_{n}/{tuple_name}"].numpy() == pytest.approx(math.log(num + 1), abs=1e-5)
+        assert terms[f"d1_{n}"].numpy() == pytest.approx(2 * math.log(2), abs=1e-5)
+    assert terms["dj"].numpy() == pytest.approx(2 * math.log(2), abs=1e-5)
     assert len(terms) == num * (num + 2) + 1
 
 
@@ -90,12 +107,12 @@ def test_generator_terms_with_uninformative_discriminators(num):
     terms = generator_losses(constant_networks(names), batches(names), StepNoise(0, 0), model_config(names), loss_cfg)
     w_joint, w_uni = 2 / (num + 1), 0.1 * 2 / (num + 1)
     # Zero logits everywhere: NS over K classes is log K; the factorized joint score is also all zeros.
-    for k in range(num):
-        assert terms[f"joint_q{k}"].numpy() == pytest.approx(w_joint * math.log(num + 1), abs=1e-5)
-    assert terms["joint_p"].numpy() == pytest.approx(w_joint * math.log(num + 1), abs=1e-5)
+    for k in names:
+        assert terms[f"joint/encoder_{k}"].numpy() == pytest.approx(w_joint * math.log(num + 1), abs=1e-5)
+    assert terms["joint/decoder"].numpy() == pytest.approx(w_joint * math.log(num + 1), abs=1e-5)
     for n in names:
-        for label in range(num + 1):
-            assert terms[f"{n}_c{label}"].numpy() == pytest.approx(w_uni * math.log(num + 1), abs=1e-5)
+        for tuple_name in d0_tuples(names, n):
+            assert terms[f"d0_{n}/{tuple_name}"].numpy() == pytest.approx(w_uni * math.log(num + 1), abs=1e-5)
     assert len(terms) == num + 1 + num * (num + 1)
 
 
@@ -107,8 +124,10 @@ def test_generator_joint_score_uses_the_joint_critic():
     logits = tf.constant([[0.0, 0.0, -(0.5 + 2 * 1.0)]])
     from mmali_tf import losses
 
-    assert terms["joint_p"].numpy() == pytest.approx((2 / 3) * losses.non_saturating(logits, 2).numpy(), abs=1e-6)
-    assert terms["joint_q0"].numpy() == pytest.approx((2 / 3) * losses.non_saturating(logits, 0).numpy(), abs=1e-6)
+    assert terms["joint/decoder"].numpy() == pytest.approx((2 / 3) * losses.non_saturating(logits, 2).numpy(),
+                                                           abs=1e-6)
+    assert terms["joint/encoder_x"].numpy() == pytest.approx((2 / 3) * losses.non_saturating(logits, 0).numpy(),
+                                                             abs=1e-6)
 
 
 def test_reconstruction_terms_by_hand():
@@ -119,13 +138,13 @@ def test_reconstruction_terms_by_hand():
     terms = generator_losses(constant_networks(names), data, StepNoise(0, 0), model_config(names), loss_cfg)
     for n in names:
         expected = 0.05 * tf.reduce_mean(tf.square(0.5 - data["g_unimodal"][n])).numpy()
-        assert terms[f"{n}_x_rec"].numpy() == pytest.approx(expected, rel=1e-6)
+        assert terms[f"{n}/reconstruction"].numpy() == pytest.approx(expected, rel=1e-6)
     joint_cfg = LossConfig(lambda_x_rec=0.05, joint_rec=True)
     terms = generator_losses(constant_networks(names), data, StepNoise(0, 0), model_config(names), joint_cfg)
     for n in names:
         expected = 0.05 * tf.reduce_mean(tf.square(0.5 - data["g_joint"][n])).numpy()
-        assert terms[f"{n}_x_rec_joint"].numpy() == pytest.approx(expected, rel=1e-6)
-        assert f"{n}_x_rec" not in terms
+        assert terms[f"{n}/joint_reconstruction"].numpy() == pytest.approx(expected, rel=1e-6)
+        assert f"{n}/reconstruction" not in terms
 
 
 def test_cross_content_labels_follow_modality_order():
@@ -142,6 +161,8 @@ def test_joint_baseline_terms():
     g = generator_losses(nets, batches(names), StepNoise(0, 0), cfg, LossConfig())
     # Both fresh batches contribute (the reference discards the first), M + 1 classes each.
     assert len(d) == len(g) == 2 * 4
+    assert list(d) == [f"d_{b}/{t}" for b in ("unimodal", "joint") for t in ("encoder_a", "encoder_b", "encoder_c",
+                                                                           "decoder")]
     for value in d.values():
         assert value.numpy() == pytest.approx(math.log(4), abs=1e-5)
     for value in g.values():

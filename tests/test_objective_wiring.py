@@ -36,12 +36,28 @@ def spy_batches(names):
                    for i, n in enumerate(names)} for call in CALLS}
 
 
+class SpyCritic:
+    """Records every tuple it is asked to score (inputs and name) and returns zero logits."""
+
+    def __init__(self, log, names, outputs):
+        self.log, self.names, self.outputs = log, names, outputs
+
+    def score(self, tuples):
+        out = {}
+        for name, inputs in tuples.items():
+            self.log.append([t.numpy() for t in inputs])
+            self.names.append(name)
+            out[name] = tf.zeros([tf.shape(inputs[0])[0], self.outputs])
+        return out
+
+
 class Spies:
     """Spy encoders, decoders and critics for ``names``; ``log[critic]`` lists the inputs of every call."""
 
     def __init__(self, names, baseline=False):
         self.names = names
-        self.log = defaultdict(list)
+        self.log = defaultdict(list)  # per critic: the inputs of every tuple it scored, in order
+        self.names_log = defaultdict(list)  # per critic: the names of those tuples
         encoders = {n: self._encoder(i) for i, n in enumerate(names)}
         decoders = {n: self._decoder(i) for i, n in enumerate(names)}
         if baseline:
@@ -70,11 +86,7 @@ class Spies:
         return decode
 
     def _critic(self, name, outputs):
-        def critic(*inputs):
-            self.log[name].append([t.numpy() for t in inputs])
-            return tf.zeros([tf.shape(inputs[0])[0], outputs])
-
-        return critic
+        return SpyCritic(self.log[name], self.names_log[name], outputs)
 
     # -------------------------------------------------------------- reading records back
     def image(self, x):
@@ -166,14 +178,19 @@ def test_d1_in_the_discriminator_step(m):
     (x, z), (x_neg, z_neg) = spies.log[f"d1/{m}"]
     assert spies.image(x) == real("d_unimodal", m)
     assert spies.style(z) == spies.content(z) == encoded_by(m, "d_unimodal")
-    # negative: images and their own styles shuffled together, content from the prior
-    images = spies.image(x_neg)
-    assert is_permutation_of(images, real("d_unimodal", m))
-    assert spies.style(z_neg) == [("encoded", m, image[1:]) for image in images]
+    # negative: each real image with its own style, and the content of a prior draw of another row
+    assert spies.image(x_neg) == real("d_unimodal", m)
+    assert spies.style(z_neg) == encoded_by(m, "d_unimodal")
     assert spies.content(z_neg) == [("prior",)] * B
-    prior_content = spies.log[f"d0/{m}"][1][1][:, S:]  # the decoder tuple's prior, drawn in the same call
-    assert sorted(map(tuple, z_neg[:, S:])) == sorted(map(tuple, prior_content))
-    assert not np.array_equal(z_neg[:, S:], prior_content)
+    prior = spies.log[f"d0/{m}"][1][1]  # the decoder tuple's prior z, drawn in the same call
+    assert not np.array_equal(z_neg[:, S:], prior[:, S:])
+    # ... which gives exactly the tuples of the authors' negative, row i = (x[p1[i]], s[p1[i]], prior c[p2[i]])
+    noise = StepNoise(0, 7)
+    p1 = noise.permutation(f"d_unimodal/{m}/shuffle", B).numpy()
+    p2 = noise.permutation(f"d_unimodal/{m}/prior_shuffle", B).numpy()
+    theirs = {(tuple(x[i].ravel()), tuple(z[i, :S]), tuple(prior[j, S:])) for i, j in zip(p1, p2)}
+    ours = {(tuple(x_neg[i].ravel()), tuple(z_neg[i, :S]), tuple(z_neg[i, S:])) for i in range(B)}
+    assert ours == theirs and len(ours) == B
 
 
 def test_joint_critic_in_the_discriminator_step():
@@ -275,9 +292,17 @@ def test_discriminator_step_passes_no_gradient_to_the_generators():
     def decoder(z, training=None):
         return tf.reshape(tf.tile(scale * z, [1, 2])[:, :9], (-1,) + SHAPE)
 
+    class SumCritic:
+        def __init__(self, outputs):
+            self.outputs = outputs
+
+        def score(self, tuples):
+            return {name: tf.reduce_sum(tf.concat([tf.reshape(t, [tf.shape(t)[0], -1]) for t in inputs], 1),
+                                        axis=1, keepdims=True) * tf.ones([1, self.outputs])
+                    for name, inputs in tuples.items()}
+
     def critic(outputs):
-        return lambda *inputs: tf.reduce_sum(tf.concat([tf.reshape(t, [tf.shape(t)[0], -1]) for t in inputs], 1),
-                                             axis=1, keepdims=True) * tf.ones([1, outputs])
+        return SumCritic(outputs)
 
     nets = Networks({n: encoder for n in names}, {n: decoder for n in names}, {n: critic(3) for n in names},
                     {n: critic(1) for n in names}, critic(1))

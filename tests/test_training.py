@@ -89,7 +89,7 @@ def test_run_directory_contents(straight_run):
     for path in events:
         for event in tf.compat.v1.train.summary_iterator(path):
             tags.update(v.tag for v in event.summary.value)
-    for tag in ("D/joint", "D/grey_c2", "G/joint_p", "G/colour_x_rec_joint", "loss/d_loss", "perf/steps_per_sec",
+    for tag in ("D/dj", "D/d0_grey/content_of_colour", "G/joint/decoder", "G/colour/joint_reconstruction", "loss/d_loss", "perf/steps_per_sec",
                 "samples/grey", "samples/colour"):
         assert tag in tags, tag
 

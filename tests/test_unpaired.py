@@ -13,7 +13,7 @@ from mmali_tf.data.unpaired import build_pools, pooled_batches
 from mmali_tf.noise import StepNoise
 from mmali_tf.objective import Networks, discriminator_losses
 from tests.test_objective import batches as objective_batches
-from tests.test_objective import constant_networks, model_config
+from tests.test_objective import FunctionCritic, constant_networks, model_config
 
 DATA_DIR = os.environ.get("MMALI_DATA_DIR",
                           os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data"))
@@ -94,10 +94,10 @@ def test_joint_critic_negatives_come_from_the_marginal_batch():
     def mean_pixel_critic(*xs):
         return tf.reduce_mean(tf.reshape(xs[0], [tf.shape(xs[0])[0], -1]), axis=1, keepdims=True)
 
-    nets = Networks(base.encoders, base.decoders, base.d0, base.d1, mean_pixel_critic)
+    nets = Networks(base.encoders, base.decoders, base.d0, base.d1, FunctionCritic(mean_pixel_critic))
     data = objective_batches(names)
     data["d_marginal"] = {n: tf.fill(tf.shape(data["d_joint"][n]), 0.25) for n in names}
     terms = discriminator_losses(nets, data, StepNoise(0, 0), model_config(names), LossConfig())
     positives = tf.reduce_mean(tf.reshape(data["d_joint"]["a"], [4, -1]), axis=1)
     expected = losses.binary_real(positives) + losses.binary_fake(tf.fill([4], 0.25))
-    assert terms["joint"].numpy() == pytest.approx(expected.numpy(), abs=1e-6)
+    assert terms["dj"].numpy() == pytest.approx(expected.numpy(), abs=1e-6)

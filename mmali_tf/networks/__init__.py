@@ -5,8 +5,8 @@ string (``"mnist"``, ``"svhn"``, ``"cub_caption"``, ``"cub_image"``) or a ``Moda
 module in :mod:`mmali_tf.kinds`. All networks are Keras functional models with fixed input shapes; all kernels
 are N(0, 0.02) and all biases zero; discriminators use :class:`SNDense` / :class:`SNConv2D`, a port of
 ``torch.nn.utils.spectral_norm`` (one power iteration per ``training=True`` call, gradient through sigma).
-``xz_critic`` / ``joint_critic`` give the :class:`Critic` through which the objective calls a discriminator on one
-tuple at a time (same variables; inside a fixed-discriminator step scope it reuses image features).
+``xz_critic`` / ``joint_critic`` give the :class:`Critic` through which the objective scores named tuples with a
+discriminator (same variables; all tuples of a player step in one batched forward).
 """
 
 from mmali_tf.networks.joint import (

@@ -1,78 +1,144 @@
-"""Discriminators as the objective calls them: ``d(x, z)``, ``d(x_1, ..., x_M)`` and ``d(x_1, ..., x_M, z)``.
+"""Discriminators as the objective calls them: ``critic.score({name: inputs, ...}) -> {name: logits, ...}``.
 
-A :class:`Critic` wraps one discriminator (a Keras functional model; it adds no variables and no checkpoint
-entries) and returns its logits for one input tuple, always in training mode (the authors' discriminators are in
-train mode in both player steps).
+A player step scores several input tuples with each discriminator (docs/objective.md, "Which network sees which
+tuple"). The objective hands a critic all of them at once, named and in the order in which the authors' code makes
+its forwards; the critic returns the logits of each, in float32. The discriminators are always in training mode
+(the authors' discriminators are in train mode in both player steps), so every scoring updates the spectral-norm
+vectors.
 
-* Outside :func:`mmali_tf.networks.step_scope.fixed_discriminators`, or with ``share_features=False``, a call runs
-  the whole model on that tuple. Outside the scope this includes one spectral-norm power iteration per layer and
-  call: the authors' semantics.
-* Inside the scope with ``share_features=True`` the discriminator is one fixed function for the step, and the
-  critic reuses what it has already computed. Every discriminator here maps each image input through layers that
-  see only that image (its "x-part") before combining it with anything else, and no layer mixes examples, so:
-  the x-part features of an image batch are computed once per step; the features of ``rows(x, index)`` are the
-  same rows of ``x``'s features; a call on the same input tensors as an earlier call returns its logits. All three
-  are exact (``tests/test_equivalence.py``).
+How a :class:`Critic` scores them is its own business, and every way computes what separate forwards compute:
+
+* ``batched`` (the default): the tuples are concatenated on the batch axis (our networks never mix examples) and
+  the model runs once inside :func:`mmali_tf.networks.spectral_norm.forwards`: each spectrally normalised layer
+  runs one power iteration per tuple and divides each tuple's rows by its own sigma, exactly as if the tuples had
+  been scored one after the other (the keras-io GAN guide's ``concat([generated, real])``, made exact for spectral
+  norm). Few large matrix products instead of many small ones.
+* not batched (:meth:`Critic.one_by_one`): one forward per tuple, in order: the executable specification that the
+  batched scoring is tested against (``tests/test_equivalence.py``).
+* ``separate_estimates=False`` (the ``per_step`` schedule): one power iteration and one sigma for all tuples of the
+  call. The discriminator is then one fixed function for the call, so tuples that show it the same image tensor
+  share that image's features (:class:`SharedImageCritic`).
+
+Subclasses may compute the batched scores more cleverly as long as the result is the same: the MNIST (x, z) critic
+(:class:`mmali_tf.networks.mnist.MNISTXZCritic`) multiplies each distinct image batch by its first layer's kernel
+once, because ``[x, z] K / sigma_j = (x K_x + z K_z) / sigma_j``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 
 import keras
 import tensorflow as tf
 
-from mmali_tf.networks import step_scope
+from mmali_tf.networks import spectral_norm
 
-XPart = Callable[[tf.Tensor], tf.Tensor]
-Head = Callable[..., tf.Tensor]  # head(features: list, *extra_inputs) -> logits
+Tuples = Mapping[str, Sequence[tf.Tensor]]
 
 
 class Critic:
-    """One discriminator, called on one input tuple at a time.
+    """One discriminator (a Keras functional model; the critic adds no variables and no checkpoint entries).
 
     Attributes:
-        model: the whole discriminator (inputs: image/feature batches, then any ``z``).
-        x_parts: per image input, the map from that input to the features the head combines.
-        head: ``head(features, *extra)``: the rest of the network, from the x-part features and the other inputs.
-        share_features: reuse x-part features and repeated calls inside a fixed-discriminator scope.
+        model: the discriminator; inputs: image/feature batches, then any ``z``.
+        batched: score all tuples of a call in one forward of the model.
+        separate_estimates: one spectral-norm estimate per tuple (the authors' schedule, ``per_forward``), or one
+            for the whole call (``per_step``).
     """
 
-    def __init__(self, model: keras.Model, x_parts: Sequence[XPart], head: Head, share_features: bool = True):
+    def __init__(self, model: keras.Model, batched: bool = True, separate_estimates: bool = True):
         self.model = model
-        self.x_parts = list(x_parts)
-        self.head = head
-        self.share_features = share_features
+        self.batched = batched
+        self.separate_estimates = separate_estimates
 
     @property
     def name(self) -> str:
         return self.model.name
 
-    def plain(self) -> "Critic":
-        """The same discriminator without any reuse: every call runs the whole model (the executable spec)."""
-        return Critic(self.model, self.x_parts, self.head, share_features=False)
+    def with_schedule(self, separate_estimates: bool) -> "Critic":
+        """The same discriminator with the given spectral-norm schedule (one estimate for a whole call is only
+        defined for batched scoring)."""
+        return self._copy(batched=self.batched or not separate_estimates, separate_estimates=separate_estimates)
 
-    def __call__(self, *inputs: tf.Tensor) -> tf.Tensor:
-        """The logits, in float32 (the losses' dtype) whatever the model computes in."""
-        scope = step_scope.current()
-        if scope is None or not self.share_features:
+    def one_by_one(self) -> "Critic":
+        """The same discriminator scoring one tuple per forward (the executable specification)."""
+        return self._copy(batched=False, separate_estimates=self.separate_estimates)
+
+    def _copy(self, **settings) -> "Critic":
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        copy.__dict__.update(settings)
+        return copy
+
+    def score(self, tuples: Tuples) -> dict[str, tf.Tensor]:
+        """The logits ``[B, classes]`` (float32) of every named tuple of equal-sized input batches."""
+        tuples = {name: tuple(inputs) for name, inputs in tuples.items()}
+        if not self.batched:
+            return {name: self._forward(inputs, 1) for name, inputs in tuples.items()}
+        count = len(tuples)
+        with spectral_norm.forwards(count, self.separate_estimates):
+            logits = self._score_concatenated(list(tuples.values()))
+        return dict(zip(tuples, tf.split(logits, count, axis=0)))
+
+    def _score_concatenated(self, tuples: list[tuple]) -> tf.Tensor:
+        """The logits of all ``tuples``, concatenated on the batch axis in their order, inside ``forwards``."""
+        inputs = [concat_rows(column, self.model.compute_dtype) for column in zip(*tuples)]
+        return tf.cast(self.model(inputs, training=True), tf.float32)
+
+    def _forward(self, inputs: tuple, count: int) -> tf.Tensor:
+        with spectral_norm.forwards(count, self.separate_estimates):
             return tf.cast(self.model(list(inputs), training=True), tf.float32)
-        return scope.value(self, inputs, lambda: tf.cast(self._from_features(scope, inputs), tf.float32))
-
-    def _from_features(self, scope: step_scope.StepScope, inputs) -> tf.Tensor:
-        num = len(self.x_parts)
-        features = [self._features(scope, part, x) for part, x in zip(self.x_parts, inputs[:num])]
-        return self.head(features, *inputs[num:])
-
-    def _features(self, scope: step_scope.StepScope, part: XPart, x: tf.Tensor) -> tf.Tensor:
-        origin = scope.rows_of(x)
-        if origin is not None:
-            source, index = origin
-            return tf.gather(self._features(scope, part, source), index)
-        return scope.value(part, (x,), lambda: part(x))
 
 
-def merge_critic(model: keras.Model, merge_layer: str) -> Critic:
+class SharedImageCritic(Critic):
+    """A critic whose images go through an "x-part" that sees nothing else before the rest of the network (its
+    "head") combines them with the other inputs.
+
+    Under one spectral-norm estimate per call (``separate_estimates=False``) the x-part is a fixed function within
+    the call, so each distinct image tensor among the tuples goes through it once and the tuples that show the same
+    tensor share its features. With separate estimates the call is scored as by :class:`Critic`.
+
+    Attributes:
+        x_parts: per image input, ``x_part(images) -> features`` (training mode).
+        head: ``head(features, *other_inputs) -> logits`` (training mode).
+    """
+
+    def __init__(self, model, x_parts, head, batched: bool = True, separate_estimates: bool = True):
+        super().__init__(model, batched, separate_estimates)
+        self.x_parts = list(x_parts)
+        self.head = head
+
+    def _score_concatenated(self, tuples: list[tuple]) -> tf.Tensor:
+        if self.separate_estimates:
+            return super()._score_concatenated(tuples)
+        num_images, dtype = len(self.x_parts), self.model.compute_dtype
+        features = [distinct_rows(part, [t[k] for t in tuples], dtype) for k, part in enumerate(self.x_parts)]
+        others = [concat_rows([t[i] for t in tuples], dtype) for i in range(num_images, len(tuples[0]))]
+        return tf.cast(self.head(features, *others), tf.float32)
+
+
+def concat_rows(batches: Sequence[tf.Tensor], dtype) -> tf.Tensor:
+    """The batches, cast to ``dtype`` (decoded images may be in a mixed policy's compute dtype), one after another
+    on the batch axis."""
+    batches = [tf.cast(b, dtype) for b in batches]
+    return tf.concat(batches, axis=0) if len(batches) > 1 else batches[0]
+
+
+def distinct_rows(fn, batches: Sequence[tf.Tensor], dtype) -> tf.Tensor:
+    """``concat([fn(b) for b in batches])`` (each batch cast to ``dtype``) computing ``fn`` once per distinct tensor
+    object among ``batches`` (``fn`` maps rows independently)."""
+    distinct: list[tf.Tensor] = []
+    for batch in batches:
+        if not any(batch is seen for seen in distinct):
+            distinct.append(batch)
+    outputs = fn(concat_rows(distinct, dtype))
+    if len(distinct) == len(batches):
+        return outputs
+    parts = tf.split(outputs, len(distinct), axis=0) if len(distinct) > 1 else [outputs]
+    return tf.concat([parts[next(i for i, seen in enumerate(distinct) if seen is batch)] for batch in batches], axis=0)
+
+
+def merge_critic(model: keras.Model, merge_layer: str, **settings) -> SharedImageCritic:
     """A critic whose x-parts end at the inputs of ``merge_layer`` (a ``Concatenate`` or ``Dot`` layer).
 
     The x-part of image input k is the sub-model from that input to the merge layer's k-th input; the head is the
@@ -90,4 +156,4 @@ def merge_critic(model: keras.Model, merge_layer: str) -> Critic:
     def head(feats, *rest):
         return head_model(list(feats) + list(rest), training=True)
 
-    return Critic(model, [lambda x, p=p: p(x, training=True) for p in parts], head)
+    return SharedImageCritic(model, [lambda x, p=p: p(x, training=True) for p in parts], head, **settings)

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from mmali_tf.networks.joint import FEATURE_DIM, XBranch, check_positive_int
 from mmali_tf.networks.spectral_norm import SNDense, leaky_relu, normal_init
-from mmali_tf.networks.critic import Critic
+from mmali_tf.networks.critic import Critic, concat_rows, distinct_rows
 
 IMAGE_SHAPE = (28, 28, 1)
 HIDDEN_DIM = 400
@@ -70,27 +70,36 @@ def MNISTXZDiscriminator(latent_dim: int, out_dim: int, name: str = "mnist_xz_di
     return keras.Model(inputs=[x, z], outputs=out, name=name)
 
 
-def xz_critic(model: keras.Model) -> Critic:
-    """An :func:`MNISTXZDiscriminator` as a :class:`Critic` whose x-part is the pixel projection of its first layer.
+class MNISTXZCritic(Critic):
+    """An :func:`MNISTXZDiscriminator` whose batched scoring multiplies each distinct image batch by fc1 once.
 
-    fc1 acts on ``concat(x, z)``: with its normalised kernel split as ``[K_x; K_z]`` (rows for the 784 pixels, then
-    for z), ``concat(x, z) K = x K_x + z K_z``. ``x K_x``, almost all of the network's work, is the x-part; ``z K_z``,
-    the bias, LReLU and fc2 are the head. Both read fc1's kernel of the current step.
+    fc1 acts on ``concat(x, z)``: with its kernel split as ``[K_x; K_z]`` (rows for the 784 pixels, then for z),
+    ``concat(x, z) K / sigma = (x K_x + z K_z) / sigma``. ``x K_x``, almost all of the network's work, does not
+    depend on the spectral-norm estimate, so tuples that show the same image tensor share it, whatever the
+    schedule; the rest (``z K_z``, the division by each tuple's sigma, bias, LReLU, fc2) runs on all rows.
     """
-    name = model.name
-    flatten = model.get_layer(f"{name}_flatten")
-    fc1, act, fc2 = (model.get_layer(f"{name}_{part}") for part in ("fc1", "lrelu1", "fc2"))
-    x_dim = math.prod(IMAGE_SHAPE)
 
-    def x_part(x):
-        return tf.matmul(tf.cast(flatten(x), fc1.compute_dtype), fc1.compute_kernel(True)[:x_dim])
+    def __init__(self, model: keras.Model, **settings):
+        super().__init__(model, **settings)
+        name = model.name
+        self._fc1, self._act, self._fc2 = (model.get_layer(f"{name}_{part}") for part in ("fc1", "lrelu1", "fc2"))
 
-    def head(features, z):
-        (hx,) = features
-        hz = tf.matmul(tf.cast(z, fc1.compute_dtype), fc1.compute_kernel(True)[x_dim:])
-        return fc2(act(hx + hz + fc1.compute_bias()), training=True)
+    def _score_concatenated(self, tuples: list[tuple]) -> tf.Tensor:
+        fc1 = self._fc1
+        k_x, k_z = tf.split(fc1.raw_kernel(), [math.prod(IMAGE_SHAPE), -1], axis=0)
 
-    return Critic(model, [x_part], head)
+        def pixels_times_kernel(x):
+            return tf.matmul(tf.reshape(x, [-1, math.prod(IMAGE_SHAPE)]), k_x)
+
+        products = distinct_rows(pixels_times_kernel, [t[0] for t in tuples], fc1.compute_dtype)
+        z = concat_rows([t[1] for t in tuples], fc1.compute_dtype)
+        hidden = self._act(fc1.normalize_rows(products + tf.matmul(z, k_z), True))
+        return tf.cast(self._fc2(hidden, training=True), tf.float32)
+
+
+def xz_critic(model: keras.Model, **settings) -> Critic:
+    """An :func:`MNISTXZDiscriminator` as the objective calls it (:class:`MNISTXZCritic`)."""
+    return MNISTXZCritic(model, **settings)
 
 
 def mnist_x_branch(x: keras.KerasTensor, prefix: str) -> keras.KerasTensor:

@@ -15,9 +15,18 @@ does something else, and this module reproduces it:
 
   stores ``u`` and ``v``, and then uses ``W / sigma`` with ``sigma = u^T W v``. ``u`` and ``v`` are constants for
   autodiff, but ``sigma`` is a function of ``W``, so the gradient flows through ``sigma``;
-* an inference-mode forward uses the stored ``u`` and ``v`` and updates nothing;
-* inside :func:`mmali_tf.networks.step_scope.fixed_discriminators` only the first training forward of the scope
-  updates ``u`` and ``v``; the others reuse its normalised kernel (one update per player step).
+* an inference-mode forward uses the stored ``u`` and ``v`` and updates nothing.
+
+One call for several forwards. A critic that scores several input tuples in one step (``mmali_tf.networks.critic``)
+concatenates them on the batch axis and calls the network once, inside :func:`forwards`. Every layer then runs the
+power iterations of all those forwards (one before each, in order, as torch does: ``n`` iterations for ``n``
+tuples) and divides the rows of tuple ``j`` by ``sigma_j``, the estimate after the ``j``-th iteration::
+
+    outputs[rows of tuple j] = inputs[rows of tuple j] @ W^T / sigma_j + bias
+
+which equals the separate forwards term by term (``W v / sigma = (W / sigma) v``), gradient through every
+``sigma_j`` included. With ``separate_estimates=False`` the call runs one power iteration and one ``sigma`` for all
+its rows (the ``per_step`` schedule: one update per discriminator layer and player step).
 
 Column order: PyTorch flattens a conv weight ``[out, in, kh, kw]`` to ``[out, in*kh*kw]``, this module flattens the
 Keras kernel ``[kh, kw, in, out]`` to ``[out, kh*kw*in]``. The two differ by a permutation of the columns (and so of the
@@ -30,13 +39,13 @@ under ``tf.distribute.MirroredStrategy``. Everything is plain TF ops, so the lay
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 
 import keras
 import tensorflow as tf
-
-from mmali_tf.networks import step_scope
 
 EPS = 1e-12
 """PyTorch's default ``eps`` for ``spectral_norm``."""
@@ -48,6 +57,26 @@ LEAKY_RELU_SLOPE = 0.2
 """Negative slope of every LeakyReLU in the reference discriminators (Keras' default is 0.3)."""
 
 _PACKAGE = "mmali_tf"
+
+_FORWARDS = threading.local()
+
+
+@contextlib.contextmanager
+def forwards(count: int, separate_estimates: bool = True) -> Iterator[None]:
+    """Within the block, each training call of a spectrally normalised layer stands for ``count`` forwards on equal,
+    consecutive shares of its rows: ``count`` power iterations and one sigma per share (``separate_estimates``), or
+    one iteration and one sigma for all rows."""
+    previous = current_forwards()
+    _FORWARDS.value = (int(count), bool(separate_estimates))
+    try:
+        yield
+    finally:
+        _FORWARDS.value = previous
+
+
+def current_forwards() -> tuple[int, bool]:
+    """(count, separate_estimates) of the innermost :func:`forwards` block of this thread; (1, True) outside."""
+    return getattr(_FORWARDS, "value", (1, True))
 
 
 def l2_normalize(x: tf.Tensor, eps: float = EPS) -> tf.Tensor:
@@ -150,62 +179,72 @@ class _SpectralNormLayer(keras.layers.Layer):
         kernel = tf.convert_to_tensor(self.kernel)
         return tf.reshape(kernel, [-1, kernel.shape[-1]])
 
-    def _power_iteration(self, k_mat: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """One power-iteration step with the weight held constant; stores and returns the new ``(u, v)``."""
+    def sigmas(self, count: int = 1) -> tf.Tensor:
+        """``[count]`` estimates of the top singular value for ``count`` training forwards in order: one power
+        iteration before each (weight held constant), the last ``(u, v)`` stored. Differentiable in the kernel
+        (``sigma_j = u_j^T W v_j`` with ``u_j``, ``v_j`` constants), like torch's."""
+        k_mat = self._kernel_matrix()
         k_const = tf.stop_gradient(k_mat)
-        u = tf.convert_to_tensor(self.sn_u)
-        v = l2_normalize(tf.linalg.matvec(k_const, u), self.eps)  # W^T u = K u
-        u = l2_normalize(tf.linalg.matvec(k_const, v, transpose_a=True), self.eps)  # W v = K^T v
-        u = tf.stop_gradient(u)
-        v = tf.stop_gradient(v)
-        self.sn_u.assign(u)
-        self.sn_v.assign(v)
-        return u, v
+        u = tf.reshape(tf.convert_to_tensor(self.sn_u), [1, -1])
+        us, vs = [], []
+        for _ in range(count):
+            v = l2_normalize(tf.matmul(u, k_const, transpose_b=True), self.eps)  # (W^T u)^T = u^T K^T
+            u = l2_normalize(tf.matmul(v, k_const), self.eps)  # (W v)^T = v^T K
+            us.append(u)
+            vs.append(v)
+        self.sn_u.assign(tf.reshape(u, [-1]))
+        self.sn_v.assign(tf.reshape(v, [-1]))
+        return self._sigma(k_mat, tf.concat(us, axis=0), tf.concat(vs, axis=0))
 
-    def _stored_uv(self) -> tuple[tf.Tensor, tf.Tensor]:
-        return tf.convert_to_tensor(self.sn_u), tf.convert_to_tensor(self.sn_v)
+    def _stored_sigma(self) -> tf.Tensor:
+        u, v = (tf.reshape(tf.convert_to_tensor(x), [1, -1]) for x in (self.sn_u, self.sn_v))
+        return self._sigma(self._kernel_matrix(), u, v)
 
     @staticmethod
-    def _sigma(k_mat: tf.Tensor, u: tf.Tensor, v: tf.Tensor) -> tf.Tensor:
-        """``u^T W v = u^T K^T v``: differentiable in the kernel, constant in ``u`` and ``v``."""
-        return tf.tensordot(u, tf.linalg.matvec(k_mat, v, transpose_a=True), axes=1)
+    def _sigma(k_mat: tf.Tensor, us: tf.Tensor, vs: tf.Tensor) -> tf.Tensor:
+        """Row j: ``u_j^T W v_j = u_j . (v_j K)`` for the rows of ``us`` ``[n, out]`` and ``vs`` ``[n, in]``."""
+        return tf.reduce_sum(us * tf.matmul(vs, k_mat), axis=1)
 
     def normalized_kernel(self, training=None) -> tf.Tensor:
-        """``kernel / sigma``, in the kernel's shape. With ``training`` true, first one power-iteration update.
-
-        Inside :func:`mmali_tf.networks.step_scope.fixed_discriminators` the update and the normalisation happen on
-        the layer's first training call only; later training calls in the scope reuse that kernel.
-        """
-        scope = step_scope.current() if training is True else None
-        if scope is not None:
-            return scope.kernel(self, lambda: self._normalize(True))
-        return self._normalize(training)
-
-    def _normalize(self, training) -> tf.Tensor:
-        k_mat = self._kernel_matrix()
-        if training is None or isinstance(training, bool):
-            u, v = self._power_iteration(k_mat) if training else self._stored_uv()
-        else:  # a boolean tensor (e.g. a traced argument)
-            u, v = tf.cond(
-                tf.cast(training, tf.bool),
-                lambda: self._power_iteration(k_mat),
-                self._stored_uv,
-            )
-        sigma = self._sigma(k_mat, u, v)
-        kernel = tf.convert_to_tensor(self.kernel)
-        return kernel / sigma
+        """``kernel / sigma``, in the kernel's shape: with ``training`` true after one power iteration, else with
+        the stored ``u``, ``v``."""
+        sigma = self.sigmas(1)[0] if training else self._stored_sigma()[0]
+        return tf.convert_to_tensor(self.kernel) / sigma
 
     def compute_kernel(self, training=None) -> tf.Tensor:
         """:meth:`normalized_kernel` in the layer's compute dtype (bfloat16 under ``mixed_bfloat16``)."""
         return tf.cast(self.normalized_kernel(training), self.compute_dtype)
+
+    def raw_kernel(self) -> tf.Tensor:
+        """The unnormalised kernel in the compute dtype (divide the products by :meth:`sigmas` afterwards)."""
+        return tf.cast(self.kernel, self.compute_dtype)
+
+    def normalize_rows(self, products: tf.Tensor, training) -> tf.Tensor:
+        """Products of the inputs with :meth:`raw_kernel` divided by sigma, plus the bias: in training mode with the
+        estimates of the current :func:`forwards` (rows of forward j by ``sigma_j``), else with the stored vectors."""
+        if isinstance(training, (tf.Tensor, tf.Variable)):  # a traced flag: decide in the graph
+            return tf.cond(tf.cast(training, tf.bool), lambda: self.normalize_rows(products, True),
+                           lambda: self.normalize_rows(products, False))
+        if not training:
+            return self._add_bias(products / tf.cast(self._stored_sigma()[0], products.dtype))
+        count, separate = current_forwards()
+        if not separate or count == 1:
+            return self._add_bias(products / tf.cast(self.sigmas(1)[0], products.dtype))
+        # Each forward's rows times its 1 / sigma_j (a multiplication by one [count, 1, ...] tensor).
+        inverse = tf.reshape(tf.cast(1.0 / self.sigmas(count), products.dtype), [count] + [1] * products.shape.rank)
+        shape = tf.shape(products)
+        per_forward = tf.reshape(products, tf.concat([[count, -1], shape[1:]], axis=0))
+        return self._add_bias(tf.reshape(per_forward * inverse, shape))
+
+    def _add_bias(self, outputs: tf.Tensor) -> tf.Tensor:
+        return outputs + self.compute_bias() if self.use_bias else outputs
 
     def compute_bias(self) -> tf.Tensor:
         return tf.cast(self.bias, self.compute_dtype)
 
     def sigma(self) -> tf.Tensor:
         """The current estimate ``u^T W v`` of the top singular value, from the stored ``u``/``v`` (no update)."""
-        u, v = self._stored_uv()
-        return self._sigma(self._kernel_matrix(), u, v)
+        return self._stored_sigma()[0]
 
     def get_config(self):
         config = super().get_config()
@@ -245,10 +284,7 @@ class SNDense(_SpectralNormLayer):
         self._build_weights((int(in_dim), self.units))
 
     def call(self, inputs, training=None):
-        outputs = tf.matmul(tf.cast(inputs, self.compute_dtype), self.compute_kernel(training))
-        if self.use_bias:
-            outputs = outputs + self.compute_bias()
-        return outputs
+        return self.normalize_rows(tf.matmul(tf.cast(inputs, self.compute_dtype), self.raw_kernel()), training)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
@@ -297,7 +333,7 @@ class SNConv2D(_SpectralNormLayer):
         return self.padding == "valid" and tuple(inputs.shape[1:3]) == self.kernel_size
 
     def call(self, inputs, training=None):
-        kernel = self.compute_kernel(training)
+        kernel = self.raw_kernel()
         inputs = tf.cast(inputs, self.compute_dtype)
         if self._covers_input(inputs):
             # The same sums as the convolution (NHWC rows flatten in the kernel's (h, w, c) order), as one matmul:
@@ -309,9 +345,7 @@ class SNConv2D(_SpectralNormLayer):
             outputs = tf.nn.conv2d(
                 inputs, kernel, strides=(1,) + self.strides + (1,), padding=self.padding.upper(), data_format="NHWC"
             )
-        if self.use_bias:
-            outputs = tf.nn.bias_add(outputs, self.compute_bias(), data_format="NHWC")
-        return outputs
+        return self.normalize_rows(outputs, training)
 
     def compute_output_shape(self, input_shape):
         spatial = []
