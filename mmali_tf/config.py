@@ -96,9 +96,11 @@ class ModelConfig:
     joint_architecture: str = setting("dot", "The q(X) vs prod q(x_m) critic (registered in networks/registry.py): dot "
                                              "(MNIST-SVHN, 2 modalities), concat (MultiMNIST), feature_concat (CUB).")
     spectral_norm_updates: str = setting(
-        "per_step", "Spectral-norm power iterations: per_step = one per discriminator layer and player step (critics "
-                    "reuse image features; fast), per_forward = before every forward, as the authors' code "
-                    "(docs/objective.md section 8).", choices=SPECTRAL_NORM_UPDATES)
+        "per_forward", "Spectral-norm power iterations: per_forward = one before every forward of a discriminator, "
+                       "as the authors' code (several per player step; each tuple meets its own estimate); "
+                       "per_step = one per discriminator layer and player step, a speed device that learns "
+                       "cross-modal coherence more slowly at equal budget (docs/objective.md section 8).",
+        choices=SPECTRAL_NORM_UPDATES)
 
     @property
     def content_dim(self) -> int:
