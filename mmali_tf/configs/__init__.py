@@ -29,6 +29,9 @@ PRESETS: dict[str, Callable[[], ExperimentConfig]] = {
     "multimnist_m2_joint": functools.partial(multimnist.get_config, 2, "joint"),
     "multimnist_m3_joint": functools.partial(multimnist.get_config, 3, "joint"),
     "multimnist_m4_joint": functools.partial(multimnist.get_config, 4, "joint"),
+    "multimnist_m2_joint_both_batches": functools.partial(multimnist.get_config, 2, "joint", True),
+    "multimnist_m3_joint_both_batches": functools.partial(multimnist.get_config, 3, "joint", True),
+    "multimnist_m4_joint_both_batches": functools.partial(multimnist.get_config, 4, "joint", True),
     "cub": cub.get_config,
 }
 """Preset name -> function returning its config. A new preset is its module (or a function) plus one line here."""
