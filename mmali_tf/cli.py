@@ -332,10 +332,17 @@ def resolved_config_from_flags() -> ExperimentConfig:
     from mmali_tf import distribution
 
     config = distribution.resolve(config_from_flags())
-    if flags.FLAGS.dry_run:
-        print(config.to_json())
-        sys.exit(0)
+    exit_if_dry_run(config)
     return config
+
+
+def exit_if_dry_run(config: ExperimentConfig) -> None:
+    """With ``--dry_run``: print ``config`` with its "auto" settings resolved for this machine and end (status 0)."""
+    from mmali_tf import distribution
+
+    if flags.FLAGS.dry_run:
+        print(distribution.resolve(config).to_json())
+        sys.exit(0)
 
 
 # ---------------------------------------------------------------------------------------------------- running

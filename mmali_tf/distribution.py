@@ -53,12 +53,15 @@ def resolve(config):
     t = config.train
     xla, intra, inter = resolve_execution(t.xla, t.intra_op_threads, t.inter_op_threads)
     return config.replace(train=dict(xla=xla, intra_op_threads=intra, inter_op_threads=inter,
-                                     precision=resolve_precision(t.precision)))
+                                     precision=resolve_precision(t.precision, config.name)))
 
 
-BF16_CPU_FLAGS: tuple[str, ...] = ()
-"""CPU flags (from /proc/cpuinfo) of the CPUs where bf16 was measured faster than fp32 with the metrics kept
-(BUILD.md, "Mixed precision"); ``precision=auto`` picks bf16 there, fp32 everywhere else."""
+BF16_CPU_FLAGS: tuple[str, ...] = ("avx512_bf16", "amx_bf16")
+"""/proc/cpuinfo flags of a bf16 dot-product instruction (any one suffices): AVX512-BF16, AMX-BF16."""
+
+BF16_CHECKED_CONFIGS: frozenset[str] = frozenset()
+"""Configs (by ``ExperimentConfig.name``, the preset's name) whose bf16 training passed the equal-budget check
+against fp32 (BUILD.md, "Mixed precision"); ``precision=auto`` picks bf16 only for these."""
 
 
 def cpu_flags() -> set[str]:
@@ -72,12 +75,24 @@ def cpu_flags() -> set[str]:
     return set()
 
 
-def resolve_precision(precision: str) -> str:
+def choose_precision(precision: str, config_name: str) -> tuple[str, str]:
+    """The precision to train in and why: an explicit ``fp32``/``bf16`` is kept; ``auto`` is bf16 where the
+    hardware has a bf16 dot product (a GPU or TPU, or a CPU with one of :data:`BF16_CPU_FLAGS`) and the config passed
+    the bf16 equal-budget check (:data:`BF16_CHECKED_CONFIGS`), else fp32."""
     if precision != "auto":
-        return precision
-    if tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU"):
-        return "fp32"  # bf16 on accelerators has not been measured yet
-    return "bf16" if BF16_CPU_FLAGS and set(BF16_CPU_FLAGS) <= cpu_flags() else "fp32"
+        return precision, "set explicitly"
+    accelerated = bool(tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU"))
+    found = sorted(set(BF16_CPU_FLAGS) & cpu_flags())
+    hardware = "a GPU/TPU" if accelerated else (f"a CPU with {'/'.join(found)}" if found else "")
+    if not hardware:
+        return "fp32", "auto: this CPU has no bf16 dot product"
+    if config_name not in BF16_CHECKED_CONFIGS:
+        return "fp32", f"auto: {hardware}, but no bf16 equal-budget check has passed for config {config_name!r}"
+    return "bf16", f"auto: {hardware}, and config {config_name!r} passed the bf16 equal-budget check"
+
+
+def resolve_precision(precision: str, config_name: str = "") -> str:
+    return choose_precision(precision, config_name)[0]
 
 
 def configure_threads(train: TrainConfig) -> None:

@@ -17,7 +17,8 @@ cli.define_config_flags()
 
 def main(argv) -> None:
     del argv
-    config = cli.resolved_config_from_flags()
+    config = cli.config_from_flags()  # training.run resolves the "auto" settings and says why
+    cli.exit_if_dry_run(config)
     if not F.workdir:
         raise cli.ConfigError("--workdir is required (the run directory)")
     from mmali_tf import training

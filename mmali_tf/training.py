@@ -160,7 +160,9 @@ def run(config: ExperimentConfig, workdir: str, print_fn=print, evaluate_fn=None
     ``evaluate_fn(model, step)``, if given, runs on the chief every ``eval_every`` steps and at the end when
     ``eval_at_end``. Raises :class:`Stopped` after a signal, :class:`mmali_tf.errors.MMALIError` on bad input.
     """
-    config = distribution.resolve(config.validate())
+    config = config.validate()
+    _, precision_reason = distribution.choose_precision(config.train.precision, config.name)
+    config = distribution.resolve(config)
     t = config.train
     role = distribution.role_of(t)
     say = print_fn if role.is_chief else (lambda line: None)
@@ -197,7 +199,7 @@ def run(config: ExperimentConfig, workdir: str, print_fn=print, evaluate_fn=None
     model = build_model(config, strategy)
     say(f"parameters: generators {count_parameters(model.generators):,}, "
         f"discriminators {count_parameters(model.discriminators):,}; "
-        f"{strategy.num_replicas_in_sync} replica(s), precision {t.precision}, XLA {'on' if t.xla else 'off'}, "
+        f"{strategy.num_replicas_in_sync} replica(s), precision {t.precision} ({precision_reason}), XLA {'on' if t.xla else 'off'}, "
         f"{distribution.describe_threads()}")
     say(f"networks: {network_parameters(model)}")
     ckpt_dir = checkpointing.checkpoint_dir(workdir)

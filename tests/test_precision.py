@@ -56,11 +56,15 @@ def test_a_bf16_step_is_close_to_the_float32_step(pair):
         np.testing.assert_allclose(b.numpy(), a.numpy(), atol=1e-2)
 
 
-def test_auto_precision_is_float32_unless_measured_faster(monkeypatch):
+def test_auto_precision_needs_a_bf16_dot_product_and_a_passed_check(monkeypatch):
     assert distribution.resolve_precision("bf16") == "bf16" and distribution.resolve_precision("fp32") == "fp32"
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])  # a CPU-only machine
+    monkeypatch.setattr(distribution, "BF16_CHECKED_CONFIGS", frozenset({"checked"}))
     monkeypatch.setattr(distribution, "cpu_flags", lambda: {"avx512f"})
-    monkeypatch.setattr(distribution, "BF16_CPU_FLAGS", ("avx512_bf16",))
-    if not tf.config.list_physical_devices("GPU"):
-        assert distribution.resolve_precision("auto") == "fp32"
-        monkeypatch.setattr(distribution, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
-        assert distribution.resolve_precision("auto") == "bf16"
+    assert distribution.choose_precision("auto", "checked") == ("fp32", "auto: this CPU has no bf16 dot product")
+    for flag in ("avx512_bf16", "amx_bf16"):
+        monkeypatch.setattr(distribution, "cpu_flags", lambda: {"avx512f", flag})
+        precision, why = distribution.choose_precision("auto", "checked")
+        assert precision == "bf16" and flag in why
+        precision, why = distribution.choose_precision("auto", "unchecked")
+        assert precision == "fp32" and "no bf16 equal-budget check has passed for config 'unchecked'" in why
