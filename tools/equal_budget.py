@@ -18,8 +18,9 @@ shared classifiers of ``<root>/classifiers``, ``--max_pairs`` test tuples):
 
 Runs and evaluations already done are reused (delete a run directory to redo it). The table lists every metric of
 every run and, per metric, whether each run of ``--label`` lies within the authors' seed-to-seed range or above it
-(all metrics are accuracies or coherences: higher is better). The verdict is "pass" when that holds for every
-metric. Their side needs the torch venv and their work tree (BUILD.md, "Speed against the authors' code: how to
+(all metrics are accuracies or coherences: higher is better; the style probe is shown, not judged). The verdict is
+"pass" when that holds for every metric. ``--against=<label>`` judges against runs of ours instead (e.g. bf16 against
+fp32). Their side needs the torch venv and their work tree (BUILD.md, "Speed against the authors' code: how to
 measure"); ``--sides=ours`` compares against the authors' runs already in ``--root``.
 """
 
@@ -48,6 +49,8 @@ flags.DEFINE_string("root", "runs/equal_budget", "Directory of the runs, the cla
 flags.DEFINE_list("sides", ["ours", "theirs"], "Sides to train (and evaluate): ours, theirs.")
 flags.DEFINE_string("label", "ours", "Name of our runs (e.g. bf16), so that several settings can sit side by side.")
 flags.DEFINE_list("ours_flags", [], "More flags for our training, e.g. --precision=bf16.")
+flags.DEFINE_string("against", "theirs", "Label of the reference runs: theirs (the authors' code) or the label of "
+                    "runs of ours already in --root (e.g. fp32, to check --precision=bf16 against it).")
 flags.DEFINE_string("data_dir", None, "Data directory (mnist.npz; SVHN or its stand-in for mnist_svhn); default "
                     "$MMALI_DATA_DIR.")
 flags.DEFINE_string("reference_dir", "/work/reference/mmali", "Their work tree (6b5d/mmali at 3b500a7).")
@@ -149,17 +152,18 @@ def table(results: dict[str, dict[int, dict[str, float]]]) -> tuple[str, bool]:
     keys = sorted({k for label, seed in runs for k in results[label][seed]
                    if not k.endswith("_chance") and isinstance(results[label][seed][k], (int, float))})
     # The style probe is shown but not judged: style should carry little of the class, so higher is not better.
-    head = "| metric | " + " | ".join(f"{label} s{seed}" for label, seed in runs) + " | within or above theirs |"
+    head = ("| metric | " + " | ".join(f"{label} s{seed}" for label, seed in runs)
+            + f" | {F.label} within or above {F.against} |")
     lines = [head, "|---|" + "---:|" * len(runs) + "---|"]
     passed = True
     for key in keys:
         cells = [f"{100 * results[label][seed].get(key, float('nan')):.2f}" for label, seed in runs]
         verdict = ""
-        if "theirs" in results and F.label in results and F.label != "theirs" and "style" not in key:
-            floor = min(results["theirs"][s][key] for s in results["theirs"])
+        if F.against in results and F.label in results and F.label != F.against and "style" not in key:
+            floor = min(results[F.against][s][key] for s in results[F.against])
             ok = all(results[F.label][s][key] >= floor for s in results[F.label])
             passed &= ok
-            verdict = "yes" if ok else f"no (theirs from {100 * floor:.2f})"
+            verdict = "yes" if ok else f"no ({F.against} from {100 * floor:.2f})"
         lines.append(f"| {key} | " + " | ".join(cells) + f" | {verdict} |")
     return "\n".join(lines), passed
 
@@ -181,17 +185,18 @@ def main(argv) -> None:
             print(f"training theirs seed {seed} ...", flush=True)
             train_theirs(root / f"theirs_s{seed}", seed)
     results = {}
-    for label in dict.fromkeys([F.label, "theirs"]):
+    for label in dict.fromkeys([F.label, F.against]):
         runs = {s: root / f"{label}_s{s}" for s in seeds if (root / f"{label}_s{s}" / "checkpoints").exists()}
         if runs:
             print(f"evaluating {label} ...", flush=True)
             results[label] = {s: evaluate(run) for s, run in runs.items()}
     text, passed = table(results)
     verdict = ("pass" if passed else "FAIL") if len(results) == 2 else "no comparison (one side only)"
+    against = f"{F.against} (" + ("the authors' code" if F.against == "theirs" else "runs of ours") + ")"
     report = (f"{F.config}, {F.iterations:,} iterations, seeds {', '.join(map(str, seeds))}; ours: "
               f"{' '.join(F.ours_flags) or 'defaults'}; evaluation: EMA weights, {F.max_pairs:,} test tuples\n\n"
-              f"{text}\n\nverdict ({F.label} vs theirs): {verdict} ({time.perf_counter() - started:.0f} s)")
-    (root / f"table_{F.label}.md").write_text(report + "\n")
+              f"{text}\n\nverdict ({F.label} vs {against}): {verdict} ({time.perf_counter() - started:.0f} s)")
+    (root / f"table_{F.label}_vs_{F.against}.md").write_text(report + "\n")
     print(report)
 
 

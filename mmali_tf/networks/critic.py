@@ -8,13 +8,14 @@ vectors.
 
 How a :class:`Critic` scores them is its own business, and every way computes what separate forwards compute:
 
-* ``batched`` (the default): the tuples are concatenated on the batch axis (our networks never mix examples) and
-  the model runs once inside :func:`mmali_tf.networks.spectral_norm.forwards`: each spectrally normalised layer
-  runs one power iteration per tuple and divides each tuple's rows by its own sigma, exactly as if the tuples had
-  been scored one after the other (the keras-io GAN guide's ``concat([generated, real])``, made exact for spectral
-  norm). Few large matrix products instead of many small ones.
-* not batched (:meth:`Critic.one_by_one`): one forward per tuple, in order: the executable specification that the
-  batched scoring is tested against (``tests/test_equivalence.py``).
+* ``batched``: the tuples are concatenated on the batch axis (our networks never mix examples) and the model runs
+  once inside :func:`mmali_tf.networks.spectral_norm.forwards`: each spectrally normalised layer runs one power
+  iteration per tuple and divides each tuple's rows by its own sigma, exactly as if the tuples had been scored one
+  after the other (the keras-io GAN guide's ``concat([generated, real])``, made exact for spectral norm). Few large
+  matrix products instead of many small ones: right for small critics that score many tuples.
+* not batched (:meth:`Critic.one_by_one`, the default of :func:`merge_critic`): one forward per tuple, in order,
+  as the authors' code. Right for large critics, whose forwards run side by side; also the executable
+  specification that the batched scoring is tested against (``tests/test_equivalence.py``).
 * ``separate_estimates=False`` (the ``per_step`` schedule): one power iteration and one sigma for all tuples of the
   call. The discriminator is then one fixed function for the call, so tuples that show it the same image tensor
   share that image's features (:class:`SharedImageCritic`).
@@ -138,8 +139,12 @@ def distinct_rows(fn, batches: Sequence[tf.Tensor], dtype) -> tf.Tensor:
     return tf.concat([parts[next(i for i, seen in enumerate(distinct) if seen is batch)] for batch in batches], axis=0)
 
 
-def merge_critic(model: keras.Model, merge_layer: str, **settings) -> SharedImageCritic:
-    """A critic whose x-parts end at the inputs of ``merge_layer`` (a ``Concatenate`` or ``Dot`` layer).
+def merge_critic(model: keras.Model, merge_layer: str, batched: bool = False, **settings) -> SharedImageCritic:
+    """A critic whose x-parts end at the inputs of ``merge_layer`` (a ``Concatenate`` or ``Dot`` layer), scoring
+    each tuple in its own forward unless ``batched``: these are the convolutional and the large critics, whose
+    tuples as separate forwards are independent chains of large products that the cores run side by side, where one
+    batched forward would be one long chain on one core (one thread per op, the CPU default; measured faster on 2
+    cores, BUILD.md "Speed").
 
     The x-part of image input k is the sub-model from that input to the merge layer's k-th input; the head is the
     sub-model from those features and the remaining inputs (named ``*_z``) to the output. The sub-models share the
@@ -156,4 +161,5 @@ def merge_critic(model: keras.Model, merge_layer: str, **settings) -> SharedImag
     def head(feats, *rest):
         return head_model(list(feats) + list(rest), training=True)
 
-    return SharedImageCritic(model, [lambda x, p=p: p(x, training=True) for p in parts], head, **settings)
+    return SharedImageCritic(model, [lambda x, p=p: p(x, training=True) for p in parts], head, batched=batched,
+                             **settings)

@@ -145,14 +145,11 @@ def JointXZDiscriminator(
 
 def joint_critic(model: keras.Model) -> Critic:
     """Any joint discriminator above as a :class:`Critic` with one x-part per modality, scoring each tuple in its
-    own forward (``batched=False``).
+    own forward (:func:`merge_critic`).
 
-    A joint critic is the largest network of a step and scores few tuples: as separate forwards they are
-    independent chains of large products that two cores run side by side, where one batched forward would be one
-    long chain on one core (with one thread per op, the CPU default). Only the batch-size-1 power iterations are
-    sequential. The x-parts end where the modalities meet: the ``_dot`` layer (so a dot critic's x-part includes its
-    ``fc``) or the ``_concat`` layer (for ``JointXZDiscriminator`` the head includes the z-branch).
+    The x-parts end where the modalities meet: the ``_dot`` layer (so a dot critic's x-part includes its ``fc``) or
+    the ``_concat`` layer (for ``JointXZDiscriminator`` the head includes the z-branch).
     """
     names = {layer.name for layer in model.layers}
     merge = f"{model.name}_dot" if f"{model.name}_dot" in names else f"{model.name}_concat"
-    return merge_critic(model, merge, batched=False)
+    return merge_critic(model, merge)
