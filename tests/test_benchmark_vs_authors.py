@@ -1,4 +1,4 @@
-"""python -m mmali_tf.tools.benchmark_vs_authors without torch: the statistics of its tables, the setup checks that
+"""python tools/benchmark_vs_authors.py without torch: the statistics of its tables, the setup checks that
 need no torch, and that their worker stands alone. (Its bad-argument cases are in tests/test_tools.py.)"""
 
 import importlib.util
@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from mmali_tf.tools import benchmark_vs_authors as tool
-from mmali_tf.tools import benchmark_vs_authors_theirs as theirs_worker
-from mmali_tf.tools import speed
+from tools import benchmark_vs_authors as tool
+from tools import benchmark_vs_authors_theirs as theirs_worker
+from tools import speed
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -53,7 +53,7 @@ def test_workers_refuse_a_bad_command_line(module):
     if module.endswith("theirs"):  # run by its path, as the parent runs it
         cmd = [sys.executable, "-I", theirs_worker.__file__]
     else:
-        cmd = [sys.executable, "-m", f"mmali_tf.tools.{module}", "{}", "extra"]
+        cmd = [sys.executable, os.path.join(REPO, "tools", f"{module}.py"), "{}", "extra"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.startswith("error: usage:") and len(proc.stderr.splitlines()) == 1
 

@@ -1,4 +1,4 @@
-"""python -m mmali_tf.tools.mutation_check without running its tests: every mutation applies to today's source,
+"""python tools/mutation_check.py without running its tests: every mutation applies to today's source,
 the copy it mutates, and how a failing test is read from pytest's output. (A real mutation runs the objective's
 tests for minutes: BUILD.md, "Golden tests".)"""
 
@@ -7,7 +7,7 @@ import os
 import pytest
 
 from mmali_tf.errors import MMALIError
-from mmali_tf.tools import mutation_check as mc
+from tools import mutation_check as mc
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

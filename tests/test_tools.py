@@ -1,4 +1,5 @@
-"""The command lines of the tools (``python -m mmali_tf.tools.<name>``): a bad argument is one ``error:`` line and
+"""The command lines of the tools (``python -m mmali_tf.tools.<name>``, and the checkout's ``python tools/<name>.py``):
+a bad argument is one ``error:`` line and
 exit status 2 before any work, a failure one line and exit status 1. No TensorFlow training.
 
 Most cases are parsed the way each tool's entry point parses them (its ``define_flags`` and
@@ -13,7 +14,7 @@ import sys
 
 import pytest
 
-from mmali_tf.tools.benchmark_vs_authors_theirs import THEIR_REQUIRED_FILES
+from tools.benchmark_vs_authors_theirs import THEIR_REQUIRED_FILES
 from tests.test_cli import assert_one_error_line
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -50,9 +51,19 @@ def parse_in_one_process(module: str, cases: list[list[str]]) -> list[tuple[int,
     return [tuple(r) for r in json.loads(proc.stdout.strip().splitlines()[-1])]
 
 
+DEVELOPER_TOOLS = ("benchmark_train", "benchmark_vs_authors", "equal_budget", "mutation_check", "profile_train")
+"""Tools of the checkout (``tools/<name>.py``); the others are the package's user tools (``mmali_tf.tools``)."""
+
+
+def tool_module(name: str) -> str:
+    return f"tools.{name}" if name in DEVELOPER_TOOLS else f"mmali_tf.tools.{name}"
+
+
 def run_tool(name: str, *args: str, env=None, cwd=REPO) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", f"mmali_tf.tools.{name}", *args], cwd=cwd, env=env or ENV,
-                          capture_output=True, text=True, timeout=600)
+    command = ([str(os.path.join(REPO, "tools", f"{name}.py"))] if name in DEVELOPER_TOOLS
+               else ["-m", f"mmali_tf.tools.{name}"])
+    return subprocess.run([sys.executable, *command, *args], cwd=cwd, env=env or ENV, capture_output=True,
+                          text=True, timeout=600)
 
 
 @pytest.fixture
@@ -72,16 +83,20 @@ def paths(tmp_path):
 # tool -> [(arguments, a fragment of the error line)]; "{file}" etc. are the placeholders of ``paths``.
 BAD_FLAGS = {
     "benchmark_train": [
-        (["--configs=mnist_svhn,nosuch"], "unknown 'nosuch'; choose from defaults"),
+        (["--configs=mnist_svhn,nosuch"], "unknown 'nosuch'; choose from mnist_svhn"),
         (["--configs="], "--configs selects nothing"),
-        (["--modes=xla3"], "unknown 'xla3'; choose from xla1"),
+        (["--precisions=fp16"], "unknown 'fp16'; choose from fp32, bf16, auto"),
         (["--steps=0"], "flag --steps=0"),
-        (["--warmup=-1"], "flag --warmup=-1"),
-        (["--intra_op=-2"], "flag --intra_op=-2"),
+        (["--warmup=0"], "flag --warmup=0"),
         (["--data_dir={missing}"], "no such directory"),
-        (["--data_dir={file}"], "no such directory"),
-        (["--baseline=no-such-ref"], "'no-such-ref' names no commit"),
+        (["--svhn_dir={file}"], "no such directory"),
         (["--no_such_flag"], "Unknown command line flag 'no_such_flag'"),
+    ],
+    "equal_budget": [
+        (["--sides=ours,mine"], "unknown 'mine'; choose from ours, theirs"),
+        (["--iterations=0"], "flag --iterations=0"),
+        (["--data_dir={missing}"], "no such directory"),
+        (["--reference_dir={file}"], "no such directory"),
     ],
     "benchmark_vs_authors": [
         ([], "--reference_dir is required"),
@@ -173,7 +188,9 @@ BAD_FLAGS = {
 
 # tool -> argument lists that parse (the old benchmark names are aliases); benchmark_vs_authors has none without torch.
 GOOD_FLAGS = {
-    "benchmark_train": [["--configs=multimnist2,mnist_svhn,multimnist4", "--modes=noxla1", "--intra_op=0"]],
+    "benchmark_train": [["--configs=multimnist_m2,mnist_svhn", "--precisions=fp32,bf16", "--baseline=HEAD~1"]],
+    "equal_budget": [["--config=multimnist_m4", "--sides=ours", "--label=bf16", "--ours_flags=--precision=bf16",
+                      "--against=fp32"]],
     "benchmark_vs_authors": [],
     "profile_train": [["--config=tiny", "--config.train.batch_size=4", "--logdir={missing}/profile"]],
     "run_table1": [["--modalities=2,4", "--discriminators=joint", "--root={missing}/runs", "--metrics=coherence"]],
@@ -192,7 +209,7 @@ GOOD_FLAGS = {
 def test_bad_flags_are_one_error_line_and_status_2(tool, paths):
     bad = [[arg.format(**paths) for arg in argv] for argv, _ in BAD_FLAGS[tool]]
     good = [[arg.format(**paths) for arg in argv] for argv in GOOD_FLAGS[tool]]
-    results = parse_in_one_process(f"mmali_tf.tools.{tool}", bad + good)
+    results = parse_in_one_process(tool_module(tool), bad + good)
     for (argv, fragment), case, (status, stderr) in zip(BAD_FLAGS[tool], bad, results):
         lines = [line for line in stderr.splitlines() if line.strip()]
         assert status == 2 and len(lines) == 1 and lines[0].startswith("error: "), (case, status, stderr)

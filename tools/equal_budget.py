@@ -2,7 +2,7 @@
 
     python tools/equal_budget.py --config=multimnist_m2 --iterations=3000 --seeds=0,1 --root=/work/runs/equal_budget \
         [--sides=ours,theirs] [--label=ours] [--ours_flags=--precision=bf16,...] [--data_dir=DIR] \
-        [--reference_dir=/work/reference/mmali] [--torch_python=/work/torchvenv/bin/python] [--max_pairs=10000]
+        [--reference_dir=THEIR_TREE --torch_python=TORCH_VENV/bin/python] [--max_pairs=10000]
 
 Every speed device (a spectral-norm schedule, a precision, a batching) must pass this before it becomes a default
 (BUILD.md, "Speed"). For each seed and side the tool trains one run of ``--iterations`` iterations of the preset
@@ -40,24 +40,33 @@ from absl import flags, logging  # noqa: E402
 
 from mmali_tf import cli  # noqa: E402
 from mmali_tf.errors import MMALIError  # noqa: E402
+from mmali_tf.tools import flag_checks  # noqa: E402
 
 F = flags.FLAGS
-flags.DEFINE_string("config", "multimnist_m2", "Preset to train on both sides (mnist_svhn, multimnist_m2, multimnist_m4).")
-flags.DEFINE_integer("iterations", 3000, "Iterations per run.", lower_bound=1)
-flags.DEFINE_list("seeds", ["0", "1"], "Seeds; one run per seed and side.")
-flags.DEFINE_string("root", "runs/equal_budget", "Directory of the runs, the classifiers and the table.")
-flags.DEFINE_list("sides", ["ours", "theirs"], "Sides to train (and evaluate): ours, theirs.")
-flags.DEFINE_string("label", "ours", "Name of our runs (e.g. bf16), so that several settings can sit side by side.")
-flags.DEFINE_list("ours_flags", [], "More flags for our training, e.g. --precision=bf16.")
-flags.DEFINE_string("against", "theirs", "Label of the reference runs: theirs (the authors' code) or the label of "
-                    "runs of ours already in --root (e.g. fp32, to check --precision=bf16 against it).")
-flags.DEFINE_string("data_dir", None, "Data directory (mnist.npz; SVHN or its stand-in for mnist_svhn); default "
-                    "$MMALI_DATA_DIR.")
-flags.DEFINE_string("reference_dir", "/work/reference/mmali", "Their work tree (6b5d/mmali at 3b500a7).")
-flags.DEFINE_string("torch_python", "/work/torchvenv/bin/python", "Python of the torch venv.")
-flags.DEFINE_integer("torch_threads", 0, "torch.set_num_threads for their side (0: the usable cores).")
-flags.DEFINE_integer("max_pairs", 10_000, "Test tuples for the coherence metrics.", lower_bound=0)
-flags.DEFINE_list("metrics", ["latent", "cross", "joint", "synergy"], "Metric groups for mmali_tf.evaluate.")
+def define_flags() -> None:
+    """Define this tool's flags and their validators (on demand: importing the module defines nothing)."""
+    flags.DEFINE_string("config", "multimnist_m2", "Preset to train on both sides (mnist_svhn, multimnist_m2, "
+                        "multimnist_m4).")
+    flags.DEFINE_integer("iterations", 3000, "Iterations per run.", lower_bound=1)
+    flags.DEFINE_list("seeds", ["0", "1"], "Seeds; one run per seed and side.")
+    flags.DEFINE_string("root", "runs/equal_budget", "Directory of the runs, the classifiers and the table.")
+    flags.DEFINE_list("sides", ["ours", "theirs"], "Sides to train (and evaluate): ours, theirs.")
+    flags.DEFINE_string("label", "ours", "Name of our runs (e.g. bf16), so that several settings can sit side by "
+                        "side.")
+    flags.DEFINE_list("ours_flags", [], "More flags for our training, e.g. --precision=bf16.")
+    flags.DEFINE_string("against", "theirs", "Label of the reference runs: theirs (the authors' code) or the label of "
+                        "runs of ours already in --root (e.g. fp32, to check --precision=bf16 against it).")
+    flags.DEFINE_string("data_dir", None, "Data directory (mnist.npz; SVHN or its stand-in for mnist_svhn); default "
+                        "$MMALI_DATA_DIR.")
+    flags.DEFINE_string("reference_dir", None, "Their work tree (6b5d/mmali at 3b500a7); needed for --sides=theirs.")
+    flags.DEFINE_string("torch_python", None, "Python of the torch venv; needed for --sides=theirs.")
+    flag_checks.require_existing_dir("data_dir")
+    flag_checks.require_existing_dir("reference_dir")
+    flag_checks.require_names("sides", ("ours", "theirs"))
+    flags.DEFINE_integer("torch_threads", 0, "torch.set_num_threads for their side (0: the usable cores).")
+    flags.DEFINE_integer("max_pairs", 10_000, "Test tuples for the coherence metrics.", lower_bound=0)
+    flags.DEFINE_list("metrics", ["latent", "cross", "joint", "synergy"], "Metric groups for mmali_tf.evaluate.")
+
 
 PYTHON = sys.executable
 
@@ -173,9 +182,9 @@ def main(argv) -> None:
     logging.set_verbosity(logging.WARNING)
     seeds = [int(s) for s in F.seeds]
     root = Path(F.root) / F.config
-    unknown = set(F.sides) - {"ours", "theirs"}
-    if unknown:
-        raise MMALIError(f"--sides: unknown side(s) {sorted(unknown)}; choose from ours, theirs")
+    if "theirs" in F.sides and not (F.reference_dir and F.torch_python):
+        raise MMALIError("--sides=theirs needs --reference_dir (their work tree) and --torch_python (BUILD.md, "
+                         "'Speed against the authors' code: how to measure')")
     started = time.perf_counter()
     for seed in seeds:
         if "ours" in F.sides:
@@ -200,5 +209,10 @@ def main(argv) -> None:
     print(report)
 
 
-if __name__ == "__main__":
+def entry_point() -> None:
+    define_flags()
     cli.run_main(main)
+
+
+if __name__ == "__main__":
+    entry_point()

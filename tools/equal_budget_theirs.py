@@ -22,7 +22,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-THEIRS = os.path.join(HERE, "..", "mmali_tf", "tools", "benchmark_vs_authors_theirs.py")
+THEIRS = os.path.join(HERE, "benchmark_vs_authors_theirs.py")
 
 
 def _their_side():

@@ -11,9 +11,10 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+import mmali_tf
 from mmali_tf.errors import MMALIError
 
-PACKAGE_PARENT = Path(__file__).resolve().parents[2]
+PACKAGE_PARENT = Path(mmali_tf.__file__).resolve().parents[1]
 """The directory holding the ``mmali_tf`` package: the repository root in a source checkout."""
 
 

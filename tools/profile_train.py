@@ -1,6 +1,6 @@
 """Where one training iteration spends its time: a TensorFlow profiler trace of a few steps, summarised by op type.
 
-    python -m mmali_tf.tools.profile_train [--config=mnist_svhn] [--config.<section>.<field>=value ...]
+    python tools/profile_train.py [--config=mnist_svhn] [--config.<section>.<field>=value ...]
         [--steps=10] [--warmup=3] [--logdir=/tmp/mmali_profile] [--top=15]
 
 The model is what ``python -m mmali_tf.train`` would train with the same ``--config`` and ``--config.*`` flags
@@ -22,6 +22,11 @@ timeline) and summarised here from its XPlane file:
 
 from __future__ import annotations
 
+import sys  # noqa: E402  (run as ``python tools/<name>.py``: the checkout's mmali_tf and tools packages)
+from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import collections
 import glob
 import os
@@ -32,7 +37,8 @@ from absl import flags
 
 from mmali_tf import cli
 from mmali_tf.errors import MMALIError
-from mmali_tf.tools import flag_checks, speed
+from mmali_tf.tools import flag_checks
+from tools import speed
 
 # Events that only group other ops (their time is already counted in the ops they call).
 CONTAINER_OPS = {"StatefulPartitionedCall", "PartitionedCall", "While", "If", "StatelessIf", "StatelessWhile"}

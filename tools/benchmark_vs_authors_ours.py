@@ -1,7 +1,7 @@
-"""Our side of ``benchmark_vs_authors``: ``python -m mmali_tf.tools.benchmark_vs_authors_ours JOB_JSON``.
+"""Our side of ``benchmark_vs_authors``: ``python tools/benchmark_vs_authors_ours.py JOB_JSON``.
 
 Started by the parent with this interpreter; speaks the protocol of
-:func:`mmali_tf.tools.benchmark_vs_authors_theirs.serve`. It builds the model of the preset ``job["config"]`` as
+:func:`tools.benchmark_vs_authors_theirs.serve`. It builds the model of the preset ``job["config"]`` as
 ``python -m mmali_tf.train --config=<preset> --config.train.batch_size=<batch_size>`` would on this machine
 (:func:`our_config`), writes the pool of paired batches that both sides train on to ``job["pool_path"]``, and times
 ``train_step`` in one ``tf.function`` (as Keras' ``fit`` runs it: no autograph, XLA as configured) on in-memory
@@ -10,11 +10,16 @@ batches. It never imports torch.
 
 from __future__ import annotations
 
+import sys  # noqa: E402  (run as ``python tools/<name>.py``: the checkout's mmali_tf and tools packages)
+from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import itertools
 import sys
 
-from mmali_tf.tools import speed
-from mmali_tf.tools.benchmark_vs_authors_theirs import CALLS, worker_main
+from tools import speed
+from tools.benchmark_vs_authors_theirs import CALLS, worker_main
 
 
 def our_config(preset: str, batch_size: int, precision: str = "auto"):
@@ -90,4 +95,4 @@ def start_ours(job: dict):
 
 
 if __name__ == "__main__":
-    sys.exit(worker_main(sys.argv, start_ours, "torch", "python -m mmali_tf.tools.benchmark_vs_authors_ours"))
+    sys.exit(worker_main(sys.argv, start_ours, "torch", "python tools/benchmark_vs_authors_ours.py"))

@@ -3,8 +3,7 @@
 facts, and the formatting of rates.
 
 Loads only the standard library. numpy, TensorFlow and the rest of ``mmali_tf`` are imported inside the functions,
-from whichever ``mmali_tf`` is being timed: for ``benchmark_train --baseline REF`` that is an older checkout, which
-may predate ``mmali_tf.configs`` (see :func:`benchmark_config`).
+from whichever ``mmali_tf`` is being timed (for ``benchmark_train --baseline REF`` an older commit's).
 """
 
 from __future__ import annotations
@@ -18,8 +17,6 @@ from pathlib import Path
 
 BENCHMARK_PRESETS = ("mnist_svhn", "multimnist_m2", "multimnist_m4")
 """The presets the benchmarks time by default: the authors' README configurations."""
-RENAMED_PRESETS = {"multimnist2": "multimnist_m2", "multimnist4": "multimnist_m4"}
-"""Names ``benchmark_train`` used before its configurations became presets, accepted as aliases."""
 CALLS_PER_ITERATION = 4  # paired batches per training iteration (D unimodal, D joint, G unimodal, G joint)
 TRAINING_ITERATIONS = 250_000  # the paper's and the presets' max_iter: the "hours" columns are for this many
 SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")  # /proc/cpuinfo names
@@ -68,17 +65,6 @@ def cpu_description() -> str:
     return f"{facts['model']}; {facts['cpus']} CPUs ({facts['usable']} usable); SIMD: {simd}"
 
 
-def set_threads(intra_op: int, inter_op: int) -> None:
-    """Set TensorFlow's thread pools directly (0 keeps its default); before TensorFlow runs any op. Works with any
-    checkout's ``mmali_tf``, including one older than its thread settings."""
-    import tensorflow as tf
-
-    if intra_op > 0:
-        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
-    if inter_op > 0:
-        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
-
-
 def thread_report(tf) -> dict:
     """The thread counts TensorFlow runs with, the environment variables that change them, its version."""
     return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
@@ -88,53 +74,11 @@ def thread_report(tf) -> dict:
             "tf": tf.__version__}
 
 
-# ------------------------------------------------------------------------------------------------ configurations
-def benchmark_config(preset: str, *, xla: bool, replicas: int = 1, steps_per_execution: int = 1, intra_op: int = 0,
-                     inter_op: int = 0):
-    """The preset ``preset`` with the execution settings of one benchmark mode (thread counts already resolved,
-    0 = TensorFlow's default), built by ``mmali_tf.configs.build`` of the ``mmali_tf`` being timed."""
-    overrides = {"train.xla": xla, "train.strategy": "mirrored" if replicas > 1 else "default",
-                 "train.num_devices": replicas, "train.steps_per_execution": steps_per_execution,
-                 "train.intra_op_threads": intra_op, "train.inter_op_threads": inter_op}
-    try:
-        from mmali_tf import configs
-    except ImportError:  # a --baseline checkout from before mmali_tf.configs
-        return _legacy_benchmark_config(preset, overrides)
-    return configs.build(preset, overrides)
-
-
-def _legacy_benchmark_config(preset: str, overrides: dict):
-    """:func:`benchmark_config` for a checkout without ``mmali_tf.configs`` (before commit 1798ffb), used ONLY for
-    ``benchmark_train --baseline`` of such a commit: the three benchmark presets as that era's dataclasses spell
-    them (the same values as the presets), built field by field."""
-    from mmali_tf.config import DataConfig, ExperimentConfig, LossConfig, ModalitySpec, ModelConfig, TrainConfig
-
-    train = {key.split(".", 1)[1]: value for key, value in overrides.items()}
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    train = {k: v for k, v in train.items() if k in known}  # older checkouts lack the thread settings
-    if preset == "mnist_svhn":
-        modalities = (ModalitySpec(name="mnist", kind="mnist", dataset="mnist"),
-                      ModalitySpec(name="svhn", kind="svhn", dataset="svhn"))
-        model = ModelConfig(modalities=modalities, latent_dim=20, style_dim=10, discriminator="factorized",
-                            joint_architecture="dot")
-        loss = LossConfig(lambda_unimodal=0.1, lambda_x_rec=0.05, lambda_s_rec=0.05, lambda_c_rec=0.05, joint_rec=True)
-    elif preset in ("multimnist_m2", "multimnist_m4"):
-        modalities = tuple(ModalitySpec(name=f"mnist{90 * i}", kind="mnist", dataset="mnist", quarter_turns=i)
-                           for i in range(int(preset[-1])))
-        model = ModelConfig(modalities=modalities, latent_dim=20, style_dim=10, joint_architecture="concat")
-        loss = LossConfig(lambda_unimodal=0.1)
-    else:
-        raise ValueError(f"this checkout has no mmali_tf.configs, and the benchmark knows {preset!r} only as a "
-                         f"preset; it can time {', '.join(BENCHMARK_PRESETS)} there")
-    return ExperimentConfig(name=f"bench_{preset}", data=DataConfig(data_multiplication=30, use_all=True),
-                            model=model, loss=loss, train=TrainConfig(batch_size=64, **train)).validate()
-
-
 # ------------------------------------------------------------------------------------------------ data
 def default_data_dirs(data_dir: str | None) -> dict[str, str]:
     """Directory per dataset: ``data_dir``, else ``$MMALI_DATA_DIR``, else beside the repository (MNIST in
     ``../shared/data``, the SVHN stand-in in ``../data/svhn_standin``; the current directory outside a checkout)."""
-    from mmali_tf.tools import repository
+    from tools import repository
 
     base = data_dir or os.environ.get("MMALI_DATA_DIR")
     parent = (repository.repository_root() or Path.cwd()).parent

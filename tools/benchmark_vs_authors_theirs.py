@@ -1,12 +1,12 @@
 """The authors' side of ``benchmark_vs_authors``, and the worker protocol both sides speak.
 
-    <torch python> mmali_tf/tools/benchmark_vs_authors_theirs.py JOB_JSON
+    <torch python> tools/benchmark_vs_authors_theirs.py JOB_JSON
 
 Run by the torch interpreter (``--torch_python``), by its path, with ``PYTHONPATH`` = their work tree, so that their
 ``options``, ``models`` and ``utils`` import as their script imports them. That interpreter has neither TensorFlow
 nor absl nor ``mmali_tf``'s other dependencies, so this file stands alone: at load it imports only the standard
 library (numpy and torch inside :func:`start_theirs`), and nothing of ``mmali_tf``. The parent imports it for the
-names of their files and runs; our worker (:mod:`mmali_tf.tools.benchmark_vs_authors_ours`) imports
+names of their files and runs; our worker (``tools/benchmark_vs_authors_ours.py``) imports
 :func:`worker_main`.
 
 Protocol (:func:`serve`): the worker builds its side and warms up, writes ``{"ready": info}`` as one JSON line on
@@ -15,7 +15,7 @@ stdout, then answers each ``{"run": n}`` line on stdin with ``{"window": {"secon
 or the end of stdin; on any exception it writes ``{"error": message}`` and exits 1 (the traceback goes to stderr,
 the worker's log). Nothing else reaches stdout.
 
-What of their script runs: see the module docstring of :mod:`mmali_tf.tools.benchmark_vs_authors`, "Their side".
+What of their script runs: see the module docstring of ``tools/benchmark_vs_authors.py``, "Their side".
 """
 
 from __future__ import annotations

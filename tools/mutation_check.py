@@ -1,9 +1,9 @@
 """Apply plausible wiring mistakes to the objective, one at a time, and check that a test catches each.
 
-    python -m mmali_tf.tools.mutation_check [--only=NAME ...] [--list]
+    python tools/mutation_check.py [--only=NAME ...] [--list]
 
 Works on the git checkout of mmali_tf (the one this package is in, else the current directory's; see
-:func:`mmali_tf.tools.repository.repository_root`). Each mutation replaces one exact piece of source (which must
+:func:`tools.repository.repository_root`). Each mutation replaces one exact piece of source (which must
 occur exactly once) in a temporary copy of the checkout's tracked files (with the working-tree version of the
 mutated files and of the tests), then runs the objective's tests there with this interpreter, fastest first,
 stopping at the first failure: the spy tests of which network sees which tuple, the hand-checked losses, the EMA
@@ -15,6 +15,11 @@ The golden tests read ``$MMALI_GOLDEN_DIR`` (default ``../shared/golden`` beside
 """
 
 from __future__ import annotations
+
+import sys  # noqa: E402  (run as ``python tools/<name>.py``: the checkout's mmali_tf and tools packages)
+from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import dataclasses
 import os
@@ -30,7 +35,8 @@ from absl import flags
 
 from mmali_tf import cli
 from mmali_tf.errors import ConfigError, MMALIError
-from mmali_tf.tools import flag_checks, repository
+from mmali_tf.tools import flag_checks
+from tools import repository
 
 TESTS = ["tests/test_objective_wiring.py", "tests/test_objective.py", "tests/test_losses.py", "tests/test_ema.py",
          "tests/test_golden.py"]

@@ -1,6 +1,6 @@
 """Speed of our training iteration against the authors' PyTorch code (6b5d/mmali), timed in lock-step (issue 14).
 
-    python -m mmali_tf.tools.benchmark_vs_authors --reference_dir=DIR [--torch_python=PY]
+    python tools/benchmark_vs_authors.py --reference_dir=DIR [--torch_python=PY]
         [--configs=mnist_svhn,multimnist_m2,multimnist_m4] [--windows=5] [--steps=20] [--warmup=3]
         [--pool_iterations=8] [--batch_size=64] [--torch_threads=0] [--data_dir=DIR] [--svhn_dir=DIR]
 
@@ -30,9 +30,9 @@ Configurations (one iteration = one D step and one G step on 4 fresh paired batc
 from their README command line; both with ``--batch_size`` (64).
 
 Protocol. Per configuration the parent starts two warm worker processes, ours
-(:mod:`mmali_tf.tools.benchmark_vs_authors_ours`, this interpreter) and theirs
-(:mod:`mmali_tf.tools.benchmark_vs_authors_theirs`, run by ``--torch_python``); they talk to it in JSON lines over
-their stdin / stdout (:func:`~mmali_tf.tools.benchmark_vs_authors_theirs.serve`). Our worker draws a pool of
+(``tools/benchmark_vs_authors_ours.py``, this interpreter) and theirs
+(``tools/benchmark_vs_authors_theirs.py``, run by ``--torch_python``); they talk to it in JSON lines over
+their stdin / stdout (:func:`tools.benchmark_vs_authors_theirs.serve`). Our worker draws a pool of
 ``--pool_iterations`` iterations of paired batches (4 x 64 tuples each: d_unimodal, d_joint, g_unimodal, g_joint)
 from our pairing of the real images, the tuples our input pipeline gives steps 0, 1, ..., and writes it to a
 temporary file; their worker reads the same images. Both convert the pool to float tensors up front and cycle
@@ -81,6 +81,11 @@ before anything starts), 1 for a failure during the run (a worker's error or dea
 
 from __future__ import annotations
 
+import sys  # noqa: E402  (run as ``python tools/<name>.py``: the checkout's mmali_tf and tools packages)
+from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import functools
 import hashlib
 import importlib.metadata
@@ -99,16 +104,17 @@ from absl import flags
 
 from mmali_tf import cli
 from mmali_tf.errors import MMALIError
-from mmali_tf.tools import benchmark_vs_authors_ours, flag_checks, repository, speed
-from mmali_tf.tools import benchmark_vs_authors_theirs as theirs_worker
-from mmali_tf.tools.benchmark_vs_authors_theirs import CALLS, THEIR_REQUIRED_FILES, THEIR_RUNS
+from mmali_tf.tools import flag_checks
+from tools import benchmark_vs_authors_ours, repository, speed
+from tools import benchmark_vs_authors_theirs as theirs_worker
+from tools.benchmark_vs_authors_theirs import CALLS, THEIR_REQUIRED_FILES, THEIR_RUNS
 
 CONFIGS = tuple(THEIR_RUNS)
 TITLES = {"mnist_svhn": "MNIST-SVHN, README config (SVHN = synthetic stand-in, not genuine SVHN)",
           "multimnist_m2": "MultiMNIST M=2, README config", "multimnist_m4": "MultiMNIST M=4, README config"}
 DEFAULT_TORCH_PYTHON = "/work/torchvenv/bin/python"
 BUSY_MACHINE_CORES = 0.2  # mean cores used by other processes during the windows above which the table warns
-SETUP_HELP = "python -m mmali_tf.tools.benchmark_vs_authors --help"
+SETUP_HELP = "python tools/benchmark_vs_authors.py --help"
 F = flags.FLAGS
 
 
@@ -356,7 +362,7 @@ def run_config(name: str, args, workdir: str) -> tuple[list[dict], list[dict]]:
            "precision": args.precision, "peaks": args.peaks}
     workers = []
     try:
-        ours = Worker("ours", name, [sys.executable, "-m", benchmark_vs_authors_ours.__name__, json.dumps(job)],
+        ours = Worker("ours", name, [sys.executable, benchmark_vs_authors_ours.__file__, json.dumps(job)],
                       os.path.join(workdir, f"ours_{name}.log"))
         workers.append(ours)
         ours_info = ours.request()["ready"]  # ours writes the pool first, so theirs starts after it
