@@ -210,6 +210,12 @@ FRESH_PROCESS = textwrap.dedent('''
             images=x, style=data["style"][:2])),
         "num_samples_zero": error(lambda: loaded.signatures["sample_joint"](
             num_samples=tf.constant(0), seed=tf.constant(1, tf.int64))),
+        "num_samples_vector": error(lambda: loaded.signatures["sample_joint"](
+            num_samples=tf.constant([2, 3]), seed=tf.constant(1, tf.int64))),
+        "seed_vector": error(lambda: loaded.signatures["sample_joint"](
+            num_samples=tf.constant(2), seed=tf.constant([1, 2], tf.int64))),
+        "seed_matrix": error(lambda: loaded.signatures["sample_joint"](
+            num_samples=tf.constant(2), seed=tf.constant([[1]], tf.int64))),
     }
 
     # TensorFlow Serving feeds tensors through the C API without Python's shape check: the in-graph check answers.
@@ -224,6 +230,16 @@ FRESH_PROCESS = textwrap.dedent('''
         report["session_ok_shape"] = list(raw(x)[0].shape)
         report["errors"]["session_wrong_shape"] = error(lambda: raw(np.zeros((2, 32, 32, 3), np.float32)))
         report["errors"]["session_wrong_rank"] = error(lambda: raw(np.zeros((2, 28, 28), np.float32)))
+        sig = meta.signature_def["sample_joint"]
+        inputs = {k: graph.get_tensor_by_name(sig.inputs[k].name)._as_tf_output() for k in ("num_samples", "seed")}
+        fetch = graph.get_tensor_by_name(sig.outputs["z"].name)._as_tf_output()
+        def sample(num_samples, seed):
+            feed = {inputs["num_samples"]: np.asarray(num_samples, np.int32),
+                    inputs["seed"]: np.asarray(seed, np.int64)}
+            return tf.compat.v1.Session._call_tf_sessionrun(sess, None, feed, [fetch], [], None)
+        report["session_sample_shape"] = list(sample(3, 7)[0].shape)
+        report["errors"]["session_num_samples_vector"] = error(lambda: sample([2, 3], 7))
+        report["errors"]["session_seed_vector"] = error(lambda: sample(3, [7, 8]))
     print(json.dumps(report))
 ''')
 
@@ -289,6 +305,13 @@ def test_bad_inputs_are_rejected_with_clear_messages(fresh):
     assert "reconstruct_joint: grey, colour must have the same batch size" in errors["batch_mismatch"]
     assert "images, style must have the same batch size" in errors["style_batch_mismatch"]
     assert "num_samples must be in [1, 10000]" in errors["num_samples_zero"]
+    # vector scalars, through the loaded signature and as TensorFlow Serving feeds them (the session's C API)
+    for case, name, shape in (("num_samples_vector", "num_samples", "2"), ("seed_vector", "seed", "2"),
+                              ("seed_matrix", "seed", "1 1"), ("session_num_samples_vector", "num_samples", "2"),
+                              ("session_seed_vector", "seed", "2")):
+        assert errors[case] is not None and errors[case].startswith("InvalidArgumentError"), (case, errors[case])
+        assert f"{name} must be a scalar (shape []); got shape] [{shape}]" in errors[case], (case, errors[case])
+    assert report["session_sample_shape"] == [3, L]
     assert report["session_ok_shape"] == [BATCH, L]
     for case in ("session_wrong_shape", "session_wrong_rank"):
         assert "grey images must have shape [batch, 28, 28, 1]" in (errors[case] or ""), errors[case]
@@ -317,6 +340,9 @@ def test_metadata(run, exported):
     assert meta["signatures"]["translate_grey_to_colour_uint8"]["inputs"] == {
         "images": {"dtype": "uint8", "shape": [-1, 28, 28, 1]}}
     assert meta["signatures"]["sample_joint"]["outputs"]["z"] == {"dtype": "float32", "shape": [-1, L]}
+    assert meta["signatures"]["sample_joint"]["inputs"] == {  # declared without a shape, checked in the graph
+        "num_samples": {"dtype": "int32", "shape": [], "checked_in_graph": True},
+        "seed": {"dtype": "int64", "shape": [], "checked_in_graph": True}}
     assert meta["versions"]["tensorflow"] == tf.__version__ and "keras" in meta["versions"]
     assert meta["exported_at"].endswith("+00:00")
     assert meta["workdir"] == os.path.abspath(workdir)
@@ -336,6 +362,22 @@ def test_in_graph_shape_check():
     for shape in ([2, 28, 28], [2, 28, 28, 3], [28, 28, 1, 1, 1]):
         with pytest.raises(tf.errors.InvalidArgumentError, match=r"grey images must have shape \[batch, 28, 28, 1\]"):
             check(tf.zeros(shape))
+
+
+def test_in_graph_scalar_check():
+    """num_samples and seed: a scalar passes, anything else fails naming the input (the graph is not told the rank,
+    as in the export, so that the check cannot be optimized away)."""
+    check = tf.function(lambda n, s: (export.check_scalar(n, "num_samples"), export.check_scalar(s, "seed")),
+                        input_signature=[export.scalar_spec(tf.int32, "num_samples"),
+                                         export.scalar_spec(tf.int64, "seed")])
+    n, s = check(tf.constant(4), tf.constant(7, tf.int64))
+    assert (n.shape, int(n), s.shape, int(s)) == ((), 4, (), 7)
+    with pytest.raises(tf.errors.InvalidArgumentError) as refused:
+        check(tf.constant([4, 5]), tf.constant(7, tf.int64))
+    assert "num_samples must be a scalar (shape []); got shape] [2]" in str(refused.value)
+    with pytest.raises(tf.errors.InvalidArgumentError) as refused:
+        check(tf.constant(4), tf.constant([[7]], tf.int64))
+    assert "seed must be a scalar (shape []); got shape] [1 1]" in str(refused.value)
 
 
 def test_no_style_signatures_without_style():
