@@ -364,6 +364,14 @@ def test_in_graph_shape_check():
             check(tf.zeros(shape))
 
 
+def test_uint8_images_are_divided_by_255():
+    """What the _uint8 signatures give the networks: pixels / 255, as the training pipeline does."""
+    pixels = np.array([0, 51, 128, 255], np.uint8).reshape(1, 2, 2, 1)
+    check = tf.function(lambda x: export.check_images(x, "grey", (2, 2, 1)))
+    got = check(tf.constant(pixels)).numpy()  # TensorFlow may multiply by 1/255: one rounding step apart
+    np.testing.assert_allclose(got, pixels.astype(np.float32) / np.float32(255), rtol=1e-6, atol=0)
+
+
 def test_in_graph_scalar_check():
     """num_samples and seed: a scalar passes, anything else fails naming the input (the graph is not told the rank,
     as in the export, so that the check cannot be optimized away)."""
