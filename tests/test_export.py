@@ -287,10 +287,18 @@ def test_fresh_process_matches_keras_for_every_signature(run, fresh):
 
 
 def test_export_serves_the_ema_networks_not_the_live_ones(run, fresh):
+    """The checkpoint holds both; the export's encoder and decoder give the EMA networks' outputs, not the live ones'
+    (nor those of networks left at their initial weights)."""
     _, model, _ = run
     data, _, outputs, _ = fresh
-    live = model.enc_grey(data["grey_float"], training=False).numpy()[:, :L]
-    assert np.max(np.abs(outputs["encode_grey/mean"] - live)) > 1e-3
+    x = data["grey_float"]
+    ema, live = (net(x, training=False).numpy()[:, :L] for net in (model.ema_enc_grey, model.enc_grey))
+    assert np.max(np.abs(ema - live)) > 1e-3  # the two differ in this run
+    assert np.max(np.abs(outputs["encode_grey/mean"] - ema)) < TOLERANCE
+    z = np.concatenate([data["style"], data["content"]], axis=1)
+    decoded = model.ema_dec_colour(z, training=False).numpy()
+    assert np.max(np.abs(outputs["decode_colour/images"] - decoded)) < TOLERANCE
+    assert np.max(np.abs(model.dec_colour(z, training=False).numpy() - decoded)) > 1e-3
 
 
 def test_bad_inputs_are_rejected_with_clear_messages(fresh):
@@ -372,20 +380,28 @@ def test_uint8_images_are_divided_by_255():
     np.testing.assert_allclose(got, pixels.astype(np.float32) / np.float32(255), rtol=1e-6, atol=0)
 
 
-def test_in_graph_scalar_check():
-    """num_samples and seed: a scalar passes, anything else fails naming the input (the graph is not told the rank,
-    as in the export, so that the check cannot be optimized away)."""
-    check = tf.function(lambda n, s: (export.check_scalar(n, "num_samples"), export.check_scalar(s, "seed")),
-                        input_signature=[export.scalar_spec(tf.int32, "num_samples"),
-                                         export.scalar_spec(tf.int64, "seed")])
-    n, s = check(tf.constant(4), tf.constant(7, tf.int64))
-    assert (n.shape, int(n), s.shape, int(s)) == ((), 4, (), 7)
-    with pytest.raises(tf.errors.InvalidArgumentError) as refused:
-        check(tf.constant([4, 5]), tf.constant(7, tf.int64))
-    assert "num_samples must be a scalar (shape []); got shape] [2]" in str(refused.value)
-    with pytest.raises(tf.errors.InvalidArgumentError) as refused:
-        check(tf.constant(4), tf.constant([[7]], tf.int64))
-    assert "seed must be a scalar (shape []); got shape] [1 1]" in str(refused.value)
+def test_in_graph_scalar_check(tmp_path):
+    """num_samples and seed: a scalar passes, anything else fails naming the input, also through a SavedModel
+    signature, which (like TensorFlow Serving) feeds any shape to the graph: the graph is not told the rank, as in the
+    export, so that its check is not optimized away."""
+
+    class Sampler(tf.Module):
+        @tf.function(input_signature=[export.scalar_spec(tf.int32, "num_samples"),
+                                      export.scalar_spec(tf.int64, "seed")])
+        def sample(self, num_samples, seed):
+            num_samples, seed = export.check_scalar(num_samples, "num_samples"), export.check_scalar(seed, "seed")
+            z = tf.random.stateless_normal(tf.stack([num_samples, 2]), seed=tf.stack([seed, tf.constant(0, tf.int64)]))
+            return {"z": z}
+
+    sampler = Sampler()
+    tf.saved_model.save(sampler, str(tmp_path), signatures={"sample": sampler.sample})
+    sample = tf.saved_model.load(str(tmp_path)).signatures["sample"]
+    assert sample(num_samples=tf.constant(4), seed=tf.constant(7, tf.int64))["z"].shape == (4, 2)
+    for num_samples, seed, message in (([4, 5], 7, "num_samples must be a scalar (shape []); got shape] [2]"),
+                                       (4, [[7]], "seed must be a scalar (shape []); got shape] [1 1]")):
+        with pytest.raises(tf.errors.InvalidArgumentError) as refused:
+            sample(num_samples=tf.constant(num_samples), seed=tf.constant(seed, tf.int64))
+        assert message in str(refused.value)
 
 
 def test_no_style_signatures_without_style():

@@ -193,8 +193,8 @@ DATA = [
     Mutation("pairing: one permutation shared by all modalities", PA,
              "for _ in range(dm):\n            for m in names:\n"
              "                chunks[m].append(kept[m][rng.permutation(n)])",
-             "for _ in range(dm):\n            order = rng.permutation(n)\n            for m in names:\n"
-             "                chunks[m].append(kept[m][order])",
+             "for _ in range(dm):\n            shared = rng.permutation(n)\n            for m in names:\n"
+             "                chunks[m].append(kept[m][shared])",
              "data", ("tests/test_pairing.py::test_multimnist_style_four_modalities",)),
     Mutation("CUB pairs: caption t of image t mod N (caption-major rows)", "mmali_tf/data/cub_features.py",
              "return self.caption_features.reshape(-1, CAPTION_FEATURE_DIM)",
