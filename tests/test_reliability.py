@@ -175,6 +175,10 @@ class Processes:
     def finish(self, process, timeout=TIMEOUT) -> tuple[str, str]:
         try:
             stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()  # close() no longer sees it: it must not outlive the suite
+            process.communicate()
+            raise
         finally:
             with self._lock:
                 self._running.discard(process)
