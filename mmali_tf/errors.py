@@ -27,6 +27,8 @@ def os_reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.errno is not None:
         text = os.strerror(exc.errno) + (" (disk full)" if exc.errno == errno.ENOSPC else "")
         return f"{text}: {exc.filename}" if exc.filename else text
-    lines = re.sub(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:[^\]]*\]", "", str(exc)).strip().splitlines()
+    # TensorFlow's op errors: "{{function_node ...}} message [Op:Name] name: ..."
+    lines = re.sub(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:[^\]]*\]( name: ?\S*)?", "", str(exc))
+    lines = lines.strip().splitlines()
     text = lines[0][:300] if lines else type(exc).__name__
     return text + (" (disk full)" if os.strerror(errno.ENOSPC) in text else "")

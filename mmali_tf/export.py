@@ -35,7 +35,10 @@ the same images. The ``_with_style`` signatures are omitted when the model has n
 
 Inputs are checked inside the graph (also under TensorFlow Serving, which does not check shapes against the
 signature): image shape, float range [0, 1] (NaN rejected), feature size and finiteness, equal batch sizes, finite
-latent codes, 1 <= num_samples <= MAX_SAMPLES. A failed check is an ``InvalidArgumentError`` whose message names the problem.
+latent codes, ``num_samples`` and ``seed`` scalars, 1 <= num_samples <= MAX_SAMPLES. A failed check is an
+``InvalidArgumentError`` whose message names the input and the problem. The two scalars are declared without a shape
+in the SignatureDef (``saved_model_cli`` shows ``unknown_rank``) so that the graph's own check of their rank is not
+optimized away.
 
 A JSON description of the export (modalities, latent split, step, checkpoint, config, data fingerprints,
 signatures, versions) is written to ``<export_dir>/assets.extra/mmali_metadata.json`` (TF Serving's place for
@@ -113,6 +116,21 @@ def check_codes(x: tf.Tensor, what: str, dim: int) -> tf.Tensor:
     """Validate a batch of latent codes ``[batch, dim]``: shape and finiteness."""
     x = _checked(x, _has_shape(x, (dim,)), f"{what} must have shape [batch, {dim}]; got shape", tf.shape(x))
     return _checked(x, tf.reduce_all(tf.math.is_finite(x)), f"{what} must be finite")
+
+
+def check_scalar(x: tf.Tensor, name: str) -> tf.Tensor:
+    """``x`` as a scalar, after a check that it is one (rank 0).
+
+    The signature declares such inputs without a shape (:func:`scalar_spec`): with a declared shape ``[]``
+    TensorFlow's graph optimizer takes the rank as known and removes the check, while TensorFlow Serving and loaded
+    signatures pass a vector through all the same, to fail later in an op whose message names neither input."""
+    x = _checked(x, tf.equal(tf.rank(x), 0), f"{name} must be a scalar (shape []); got shape", tf.shape(x))
+    return tf.reshape(x, [])
+
+
+def scalar_spec(dtype, name: str) -> tf.TensorSpec:
+    """The input spec of a scalar input checked by :func:`check_scalar` (no declared shape, see there)."""
+    return tf.TensorSpec(None, dtype, name=name)
 
 
 def check_same_batch(tensors: dict[str, tf.Tensor], context: str) -> list[tf.Tensor]:
@@ -214,6 +232,7 @@ class _Endpoints:
 
     def sample_joint(self):
         def fn(num_samples, seed):
+            num_samples, seed = check_scalar(num_samples, "num_samples"), check_scalar(seed, "seed")
             ok = tf.logical_and(num_samples >= 1, num_samples <= MAX_SAMPLES)
             num_samples = _checked(num_samples, ok, f"num_samples must be in [1, {MAX_SAMPLES}]; got", num_samples)
             z = tf.random.stateless_normal(tf.stack([num_samples, self.latent_dim]),
@@ -247,7 +266,7 @@ class _Endpoints:
         for suffix, dtype in self._variants(*self.names):
             out.append((f"reconstruct_joint{suffix}", self.reconstruct_joint(), [self.reconstruct_joint_specs(dtype)]))
         out.append(("sample_joint", self.sample_joint(),
-                    [tf.TensorSpec([], tf.int32, name="num_samples"), tf.TensorSpec([], tf.int64, name="seed")]))
+                    [scalar_spec(tf.int32, "num_samples"), scalar_spec(tf.int64, "seed")]))
         return out
 
 
@@ -257,6 +276,10 @@ def serving_default_name(names) -> str:
 
 
 def _spec_json(spec: tf.TensorSpec) -> dict:
+    """dtype and shape (-1: any size); a scalar checked in the graph (:func:`scalar_spec`) is described as the
+    scalar it must be, with ``"checked_in_graph": true``."""
+    if spec.shape.rank is None:
+        return {"dtype": spec.dtype.name, "shape": [], "checked_in_graph": True}
     return {"dtype": spec.dtype.name, "shape": [-1 if d is None else int(d) for d in spec.shape]}
 
 

@@ -72,7 +72,7 @@ def run_in_one_interpreter(cases: list[dict], scratch: str, timeout: float = 600
 
 
 def _ours(defining_module: str | None) -> bool:
-    return bool(defining_module) and defining_module.split(".")[0] in ("mmali_tf", "__main__")
+    return bool(defining_module) and defining_module.split(".")[0] in ("mmali_tf", "tools", "__main__")
 
 
 def _exit_code(run_main, entry_main, argv) -> int:

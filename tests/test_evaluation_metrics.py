@@ -195,6 +195,40 @@ def test_perfect_encoder_probe():
                         for n in "ab"}
 
 
+def test_probe_is_fitted_on_train_and_scored_on_test():
+    """The test split's labels follow another rule (marker digit + 1): a probe fitted on train and scored on test gets
+    every test example wrong, where one fitted on the test split, or scored on the train split, would get them right."""
+    rng = np.random.default_rng(2)
+    train_labels, test_digits = rng.integers(0, 10, 600), rng.integers(0, 10, 300)
+    shifted = Split(marker_images(test_digits, "mnist"), (test_digits + 1) % 10, "markers/shifted", "fp-shifted")
+    model = fake_model(SPECS[:1], {"a": perfect_encoder()}, {})
+    settings = latent.ProbeSettings(epochs=15, batch_size=64, lr=1e-2)
+    out = latent.latent_accuracy(model, {"a": split(train_labels, "mnist")}, {"a": shifted}, "clean", settings,
+                                 print_fn=quiet)
+    assert out["latent_acc/a"] == 0.0 and out["latent_acc_content/a"] == 0.0
+
+
+def test_clean_probe_reports_the_final_epoch_and_the_reference_also_the_best(monkeypatch):
+    """No model selection on the test set in the clean protocol: its figure is the last epoch's, not the best one."""
+    history = [0.5, 0.9, 0.7]  # test accuracy per epoch, as train_probes returns it
+    monkeypatch.setattr(latent, "train_probes", lambda tr, y_tr, te, y_te, groups, **_: {g: history for g in groups})
+    model = fake_model(SPECS[:1], {"a": perfect_encoder()}, {})
+    data = {"a": split(TEST_LABELS, "mnist")}
+    clean = latent.latent_accuracy(model, data, data, "clean", print_fn=quiet)
+    assert clean == {"latent_acc/a": 0.7, "latent_acc_content/a": 0.7, "latent_acc_style/a": 0.7}
+    reference = latent.latent_accuracy(model, data, data, "reference", print_fn=quiet)
+    assert reference["latent_acc/a"] == 0.7 and reference["latent_acc_max/a"] == 0.9
+
+
+def test_standardize_uses_the_train_statistics_for_both_splits():
+    logvar = np.zeros((2, 2), np.float32)
+    train = np.array([[0.0, 10.0], [2.0, 10.0]], np.float32)  # mean (1, 10), std (1, 0 -> 1)
+    test = np.array([[4.0, 12.0], [1.0, 7.0]], np.float32)
+    (train_z, _), (test_z, _) = latent.standardize((train, logvar), (test, logvar))
+    np.testing.assert_array_equal(train_z, [[-1.0, 0.0], [1.0, 0.0]])
+    np.testing.assert_array_equal(test_z, [[3.0, 2.0], [0.0, -3.0]])
+
+
 def test_clean_probe_does_not_depend_on_the_feature_scale():
     """Posterior means of 1e-4 (as from an untrained encoder) are z-scored, so Adam at lr 1e-3 still finds the rule."""
     train_labels = RNG.integers(0, 10, 600)

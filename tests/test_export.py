@@ -210,6 +210,12 @@ FRESH_PROCESS = textwrap.dedent('''
             images=x, style=data["style"][:2])),
         "num_samples_zero": error(lambda: loaded.signatures["sample_joint"](
             num_samples=tf.constant(0), seed=tf.constant(1, tf.int64))),
+        "num_samples_vector": error(lambda: loaded.signatures["sample_joint"](
+            num_samples=tf.constant([2, 3]), seed=tf.constant(1, tf.int64))),
+        "seed_vector": error(lambda: loaded.signatures["sample_joint"](
+            num_samples=tf.constant(2), seed=tf.constant([1, 2], tf.int64))),
+        "seed_matrix": error(lambda: loaded.signatures["sample_joint"](
+            num_samples=tf.constant(2), seed=tf.constant([[1]], tf.int64))),
     }
 
     # TensorFlow Serving feeds tensors through the C API without Python's shape check: the in-graph check answers.
@@ -224,6 +230,16 @@ FRESH_PROCESS = textwrap.dedent('''
         report["session_ok_shape"] = list(raw(x)[0].shape)
         report["errors"]["session_wrong_shape"] = error(lambda: raw(np.zeros((2, 32, 32, 3), np.float32)))
         report["errors"]["session_wrong_rank"] = error(lambda: raw(np.zeros((2, 28, 28), np.float32)))
+        sig = meta.signature_def["sample_joint"]
+        inputs = {k: graph.get_tensor_by_name(sig.inputs[k].name)._as_tf_output() for k in ("num_samples", "seed")}
+        fetch = graph.get_tensor_by_name(sig.outputs["z"].name)._as_tf_output()
+        def sample(num_samples, seed):
+            feed = {inputs["num_samples"]: np.asarray(num_samples, np.int32),
+                    inputs["seed"]: np.asarray(seed, np.int64)}
+            return tf.compat.v1.Session._call_tf_sessionrun(sess, None, feed, [fetch], [], None)
+        report["session_sample_shape"] = list(sample(3, 7)[0].shape)
+        report["errors"]["session_num_samples_vector"] = error(lambda: sample([2, 3], 7))
+        report["errors"]["session_seed_vector"] = error(lambda: sample(3, [7, 8]))
     print(json.dumps(report))
 ''')
 
@@ -271,10 +287,18 @@ def test_fresh_process_matches_keras_for_every_signature(run, fresh):
 
 
 def test_export_serves_the_ema_networks_not_the_live_ones(run, fresh):
+    """The checkpoint holds both; the export's encoder and decoder give the EMA networks' outputs, not the live ones'
+    (nor those of networks left at their initial weights)."""
     _, model, _ = run
     data, _, outputs, _ = fresh
-    live = model.enc_grey(data["grey_float"], training=False).numpy()[:, :L]
-    assert np.max(np.abs(outputs["encode_grey/mean"] - live)) > 1e-3
+    x = data["grey_float"]
+    ema, live = (net(x, training=False).numpy()[:, :L] for net in (model.ema_enc_grey, model.enc_grey))
+    assert np.max(np.abs(ema - live)) > 1e-3  # the two differ in this run
+    assert np.max(np.abs(outputs["encode_grey/mean"] - ema)) < TOLERANCE
+    z = np.concatenate([data["style"], data["content"]], axis=1)
+    decoded = model.ema_dec_colour(z, training=False).numpy()
+    assert np.max(np.abs(outputs["decode_colour/images"] - decoded)) < TOLERANCE
+    assert np.max(np.abs(model.dec_colour(z, training=False).numpy() - decoded)) > 1e-3
 
 
 def test_bad_inputs_are_rejected_with_clear_messages(fresh):
@@ -289,6 +313,13 @@ def test_bad_inputs_are_rejected_with_clear_messages(fresh):
     assert "reconstruct_joint: grey, colour must have the same batch size" in errors["batch_mismatch"]
     assert "images, style must have the same batch size" in errors["style_batch_mismatch"]
     assert "num_samples must be in [1, 10000]" in errors["num_samples_zero"]
+    # vector scalars, through the loaded signature and as TensorFlow Serving feeds them (the session's C API)
+    for case, name, shape in (("num_samples_vector", "num_samples", "2"), ("seed_vector", "seed", "2"),
+                              ("seed_matrix", "seed", "1 1"), ("session_num_samples_vector", "num_samples", "2"),
+                              ("session_seed_vector", "seed", "2")):
+        assert errors[case] is not None and errors[case].startswith("InvalidArgumentError"), (case, errors[case])
+        assert f"{name} must be a scalar (shape []); got shape] [{shape}]" in errors[case], (case, errors[case])
+    assert report["session_sample_shape"] == [3, L]
     assert report["session_ok_shape"] == [BATCH, L]
     for case in ("session_wrong_shape", "session_wrong_rank"):
         assert "grey images must have shape [batch, 28, 28, 1]" in (errors[case] or ""), errors[case]
@@ -317,6 +348,9 @@ def test_metadata(run, exported):
     assert meta["signatures"]["translate_grey_to_colour_uint8"]["inputs"] == {
         "images": {"dtype": "uint8", "shape": [-1, 28, 28, 1]}}
     assert meta["signatures"]["sample_joint"]["outputs"]["z"] == {"dtype": "float32", "shape": [-1, L]}
+    assert meta["signatures"]["sample_joint"]["inputs"] == {  # declared without a shape, checked in the graph
+        "num_samples": {"dtype": "int32", "shape": [], "checked_in_graph": True},
+        "seed": {"dtype": "int64", "shape": [], "checked_in_graph": True}}
     assert meta["versions"]["tensorflow"] == tf.__version__ and "keras" in meta["versions"]
     assert meta["exported_at"].endswith("+00:00")
     assert meta["workdir"] == os.path.abspath(workdir)
@@ -336,6 +370,38 @@ def test_in_graph_shape_check():
     for shape in ([2, 28, 28], [2, 28, 28, 3], [28, 28, 1, 1, 1]):
         with pytest.raises(tf.errors.InvalidArgumentError, match=r"grey images must have shape \[batch, 28, 28, 1\]"):
             check(tf.zeros(shape))
+
+
+def test_uint8_images_are_divided_by_255():
+    """What the _uint8 signatures give the networks: pixels / 255, as the training pipeline does."""
+    pixels = np.array([0, 51, 128, 255], np.uint8).reshape(1, 2, 2, 1)
+    check = tf.function(lambda x: export.check_images(x, "grey", (2, 2, 1)))
+    got = check(tf.constant(pixels)).numpy()  # TensorFlow may multiply by 1/255: one rounding step apart
+    np.testing.assert_allclose(got, pixels.astype(np.float32) / np.float32(255), rtol=1e-6, atol=0)
+
+
+def test_in_graph_scalar_check(tmp_path):
+    """num_samples and seed: a scalar passes, anything else fails naming the input, also through a SavedModel
+    signature, which (like TensorFlow Serving) feeds any shape to the graph: the graph is not told the rank, as in the
+    export, so that its check is not optimized away."""
+
+    class Sampler(tf.Module):
+        @tf.function(input_signature=[export.scalar_spec(tf.int32, "num_samples"),
+                                      export.scalar_spec(tf.int64, "seed")])
+        def sample(self, num_samples, seed):
+            num_samples, seed = export.check_scalar(num_samples, "num_samples"), export.check_scalar(seed, "seed")
+            z = tf.random.stateless_normal(tf.stack([num_samples, 2]), seed=tf.stack([seed, tf.constant(0, tf.int64)]))
+            return {"z": z}
+
+    sampler = Sampler()
+    tf.saved_model.save(sampler, str(tmp_path), signatures={"sample": sampler.sample})
+    sample = tf.saved_model.load(str(tmp_path)).signatures["sample"]
+    assert sample(num_samples=tf.constant(4), seed=tf.constant(7, tf.int64))["z"].shape == (4, 2)
+    for num_samples, seed, message in (([4, 5], 7, "num_samples must be a scalar (shape []); got shape] [2]"),
+                                       (4, [[7]], "seed must be a scalar (shape []); got shape] [1 1]")):
+        with pytest.raises(tf.errors.InvalidArgumentError) as refused:
+            sample(num_samples=tf.constant(num_samples), seed=tf.constant(seed, tf.int64))
+        assert message in str(refused.value)
 
 
 def test_no_style_signatures_without_style():

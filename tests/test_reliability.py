@@ -175,6 +175,10 @@ class Processes:
     def finish(self, process, timeout=TIMEOUT) -> tuple[str, str]:
         try:
             stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()  # close() no longer sees it: it must not outlive the suite
+            process.communicate()
+            raise
         finally:
             with self._lock:
                 self._running.discard(process)
@@ -419,17 +423,17 @@ CASES = [
      ("no checkpoint in",)),
     ("launch-no-training-arguments", "bad input", "mmali_tf.launch", [], 1, ("give the training arguments",)),
     ("launch-no-workers", "bad input", "mmali_tf.launch", ["--workers=0"], 2, ("--workers=0",)),
-    ("benchmark-train-unknown-config", "bad input", "mmali_tf.tools.benchmark_train", ["--configs=nosuch"], 2,
+    ("benchmark-train-unknown-config", "bad input", "tools.benchmark_train", ["--configs=nosuch"], 2,
      ("unknown 'nosuch'",)),
-    ("benchmark-train-missing-data-dir", "bad input", "mmali_tf.tools.benchmark_train", ["--data_dir={missing}"],
+    ("benchmark-train-missing-data-dir", "bad input", "tools.benchmark_train", ["--data_dir={missing}"],
      2, ("no such directory",)),
-    ("benchmark-vs-authors-no-reference", "bad input", "mmali_tf.tools.benchmark_vs_authors", [], 2,
+    ("benchmark-vs-authors-no-reference", "bad input", "tools.benchmark_vs_authors", [], 2,
      ("--reference_dir is required",)),
-    ("benchmark-vs-authors-not-their-tree", "bad input", "mmali_tf.tools.benchmark_vs_authors",
+    ("benchmark-vs-authors-not-their-tree", "bad input", "tools.benchmark_vs_authors",
      ["--reference_dir={empty}"], 2, ("not a work tree",)),
-    ("profile-unknown-preset", "bad input", "mmali_tf.tools.profile_train", ["--config=nosuch"], 2,
+    ("profile-unknown-preset", "bad input", "tools.profile_train", ["--config=nosuch"], 2,
      ("unknown config 'nosuch'",)),
-    ("profile-logdir-is-a-file", "bad input", "mmali_tf.tools.profile_train", ["--logdir={file}"], 2,
+    ("profile-logdir-is-a-file", "bad input", "tools.profile_train", ["--logdir={file}"], 2,
      ("exists and is not a directory",)),
     ("table1-bad-modalities", "bad input", "mmali_tf.tools.run_table1", ["--modalities=7"], 2, ("unknown '7'",)),
     ("table1-root-is-a-file", "bad input", "mmali_tf.tools.run_table1", ["--root={file}"], 2,
@@ -447,7 +451,11 @@ CASES = [
      ("exists and is not a directory",)),
     ("standin-out-dir-under-a-file", "bad input", "mmali_tf.tools.make_svhn_standin", ["--out_dir={file}/s"], 2,
      ("is not a directory",)),
-    ("mutation-check-no-such-mutation", "bad input", "mmali_tf.tools.mutation_check", ["--only=nothing"], 2,
+    ("equal-budget-unknown-preset", "bad input", "tools.equal_budget", ["--config=nosuch", "--root={root}/eb"], 1,
+     ("unknown config 'nosuch'",)),
+    ("equal-budget-theirs-without-reference", "bad input", "tools.equal_budget",
+     ["--sides=theirs", "--root={root}/eb"], 1, ("needs --reference_dir",)),
+    ("mutation-check-no-such-mutation", "bad input", "tools.mutation_check", ["--only=nothing"], 2,
      ("no mutation name contains 'nothing'",)),
     ("cub-standin-out-dir-is-a-file", "bad input", "mmali_tf.tools.make_cub_standin", ["--out_dir={file}"], 2,
      ("exists and is not a directory",)),
@@ -472,14 +480,15 @@ assert len(set(CASE_IDS)) == len(CASE_IDS)
 
 
 def _tools() -> list[str]:
-    """The modules of mmali_tf/tools that are commands (they have an entry point)."""
-    folder = os.path.join(REPO, "mmali_tf", "tools")
+    """The command modules (those with an entry point) of mmali_tf/tools (user tools) and tools/ (developer tools)."""
     found = []
-    for name in sorted(os.listdir(folder)):
-        if name.endswith(".py"):
-            with open(os.path.join(folder, name)) as f:
-                if "def entry_point" in f.read():
-                    found.append(f"mmali_tf.tools.{name[:-3]}")
+    for package in ("mmali_tf.tools", "tools"):
+        folder = os.path.join(REPO, *package.split("."))
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".py"):
+                with open(os.path.join(folder, name)) as f:
+                    if "def entry_point" in f.read():
+                        found.append(f"{package}.{name[:-3]}")
     return found
 
 

@@ -153,6 +153,7 @@ BAD_FLAGS = {
     "mutation_check": [
         (["--only=no such mutation"], "no mutation name contains 'no such mutation'"),
         (["--only=EMA", "--only=nothing"], "no mutation name contains 'nothing'"),
+        (["--groups=evaluation,nothing"], "unknown 'nothing'; choose from objective, evaluation"),
     ],
     "make_cub_standin": [
         ([], "--out_dir must have a value"),
@@ -196,7 +197,7 @@ GOOD_FLAGS = {
     "run_table1": [["--modalities=2,4", "--discriminators=joint", "--root={missing}/runs", "--metrics=coherence"]],
     "train_classifiers": [["--datasets=mnist:mnist,digits_colour32:svhn", "--out_dir={missing}"]],
     "make_svhn_standin": [["--out_dir={missing}/standin", "--workers=2"]],
-    "mutation_check": [["--only=EMA"], ["--list"]],
+    "mutation_check": [["--only=EMA"], ["--list"], ["--groups=evaluation,checkpoints", "--markdown"]],
     "make_cub_standin": [["--out_dir={missing}/standin", "--seed=3", "--train_images=150", "--test_images=50"]],
     "prepare_cub": [["--cub_dir={empty}", "--birds_dir={empty}", "--out_dir={missing}", "--resnet_weights=none"],
                     ["--cub_dir={empty}", "--birds_dir={empty}", "--out_dir={missing}", "--download",

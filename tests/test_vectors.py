@@ -59,12 +59,13 @@ def test_loader_reads_npy_and_npz_paired_by_row(tmp_path):
 @pytest.mark.parametrize("write, fragment", [
     (lambda p: None, "no vector files for modality 'text'.*text_train.npy or text_train.npz"),
     (lambda p: np.save(p / "text_train.npy", np.zeros((4, 3), np.int64)), "expected float features"),
-    (lambda p: np.save(p / "text_train.npy", np.zeros(4, np.float32)), r"expected a non-empty \[N, D\] array"),
+    (lambda p: np.save(p / "text_train.npy", np.zeros(4, np.float32)),
+     r"expected feature vectors of shape \[N, D\] \(rank 2\), got shape \(4,\)"),
     (lambda p: np.save(p / "text_train.npy", np.full((4, 3), np.nan, np.float32)), "NaN or infinite"),
     (lambda p: np.save(p / "text_train.npy", np.array([{"a": 1}], dtype=object)), "cannot read"),
     (lambda p: np.savez(p / "text_train.npz", x=np.zeros((4, 3), np.float32)), "expected an array 'features'"),
     (lambda p: np.savez(p / "text_train.npz", features=np.zeros((4, 3), np.float32), labels=np.arange(3)),
-     "labels must be an integer array of 4 entries"),
+     "4 feature vectors but 3 labels"),
     (lambda p: np.savez(p / "text_train.npz", features=np.zeros((4, 3), np.float32), labels=-np.arange(4)),
      "labels must be non-negative"),
 ])

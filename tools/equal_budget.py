@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO))
 
 from absl import flags, logging  # noqa: E402
 
-from mmali_tf import cli  # noqa: E402
+from mmali_tf import cli, configs  # noqa: E402
 from mmali_tf.errors import MMALIError  # noqa: E402
 from mmali_tf.tools import flag_checks  # noqa: E402
 
@@ -182,6 +182,7 @@ def main(argv) -> None:
     logging.set_verbosity(logging.WARNING)
     seeds = [int(s) for s in F.seeds]
     root = Path(F.root) / F.config
+    configs.get(F.config)  # an unknown preset is refused before anything is trained or written
     if "theirs" in F.sides and not (F.reference_dir and F.torch_python):
         raise MMALIError("--sides=theirs needs --reference_dir (their work tree) and --torch_python (BUILD.md, "
                          "'Speed against the authors' code: how to measure')")

@@ -48,6 +48,7 @@ from mmali_tf.data.sources import SPLITS  # noqa: F401  (re-exported for the too
 from mmali_tf.data.dataset import INDEX, Dataset
 from mmali_tf.data.sources import (DATA_DIR_ENV, STANDIN_MARKER, Split, _cached, _check_split, _file_key,
                                    resolve_data_dir)
+from mmali_tf.data.validation import check_file
 from mmali_tf.errors import DataError
 from mmali_tf.kinds.base import FEATURES
 
@@ -185,6 +186,7 @@ def check_arrays(image_features, caption_features, filenames, class_ids, *,
 def _read_npy(path: str) -> np.ndarray:
     if not os.path.isfile(path):
         raise DataError(f"{path}: missing (see docs/cub_data.md for the CUB feature format)")
+    check_file(path)
     try:
         return np.load(path, allow_pickle=False)
     except Exception as e:  # ValueError (pickled or truncated), OSError, EOFError ...
@@ -194,6 +196,7 @@ def _read_npy(path: str) -> np.ndarray:
 def _read_filenames(path: str) -> list:
     if not os.path.isfile(path):
         raise DataError(f"{path}: missing (see docs/cub_data.md for the CUB feature format)")
+    check_file(path)
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)

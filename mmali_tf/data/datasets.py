@@ -11,6 +11,7 @@ from __future__ import annotations
 from mmali_tf.data import cub_features, embedded, sources, vectors
 from mmali_tf.data.dataset import INDEX, LABEL, Dataset
 from mmali_tf.data.sources import Split
+from mmali_tf.data.validation import check_split
 from mmali_tf.registry import Registry
 
 DATASETS: Registry[Dataset] = Registry("dataset")
@@ -31,10 +32,12 @@ def load_dataset(name: str, split: str, data_dir: str | None, *, modality: str |
 
     ``modality`` names the modality the data is for (datasets named after it read it, e.g. ``vector``);
     ``tfds_data_dir`` and ``download`` are for the TFDS fallbacks of ``mnist`` and ``svhn``; other keywords (e.g.
-    ``seed`` of the embedded digits) go to the loader.
+    ``seed`` of the embedded digits) go to the loader. Whatever the loader returns passes the checks every format
+    shares (:func:`mmali_tf.data.validation.check_split`: rank, N > 0, labels where the pairing needs them).
     """
     dataset = DATASETS.get(name)
-    return dataset.load(data_dir, split, modality=modality, tfds_data_dir=tfds_data_dir, download=download, **kw)
+    loaded = dataset.load(data_dir, split, modality=modality, tfds_data_dir=tfds_data_dir, download=download, **kw)
+    return check_split(loaded, dataset)
 
 
 def data_label(dataset: str, source: str) -> str:

@@ -19,9 +19,11 @@ and never downloads unless ``download=True`` (offline, a TFDS download hangs for
 from __future__ import annotations
 
 import dataclasses
+import glob
 import gzip
 import hashlib
 import os
+import re
 import struct
 import threading
 from typing import Callable
@@ -29,7 +31,8 @@ from typing import Callable
 import numpy as np
 
 from mmali_tf.data.dataset import LABEL, Dataset
-from mmali_tf.errors import ConfigError, DataError
+from mmali_tf.data.validation import IMAGE_LAYOUT, check_file, check_labels, check_rows
+from mmali_tf.errors import ConfigError, DataError, os_reason
 from mmali_tf.kinds.base import PIXELS
 
 DATA_DIR_ENV = "MMALI_DATA_DIR"
@@ -95,26 +98,21 @@ def fingerprint(images: np.ndarray, labels: np.ndarray) -> str:
 
 def make_split(images: np.ndarray, labels: np.ndarray, source: str, *, what: str,
                image_hw: tuple[int, int] | None = None, channels: int | None = None) -> Split:
-    """Validates uint8 NHWC images and 0..9 labels, makes both read-only and builds a Split.
+    """Validates uint8 NHWC images (at least one) and one 0..9 label per image, makes both read-only and builds a
+    Split.
 
     ``what`` names the file (or origin) in error messages.
     """
     images = np.asarray(images)
-    labels = np.asarray(labels)
     if images.dtype != np.uint8:
         raise DataError(f"{what}: expected uint8 images, got dtype {images.dtype}")
-    if images.ndim != 4:
-        raise DataError(f"{what}: expected images of shape [N, H, W, C], got shape {images.shape}")
+    images = check_rows(images, what, rank=4, name="images", layout=IMAGE_LAYOUT)
     if image_hw is not None and tuple(images.shape[1:3]) != tuple(image_hw):
         raise DataError(f"{what}: expected {image_hw[0]}x{image_hw[1]} images, got shape {images.shape}")
     if channels is not None and images.shape[3] != channels:
         raise DataError(f"{what}: expected {channels} channel(s), got shape {images.shape}")
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise DataError(f"{what}: expected a 1-D integer label array, got {labels.dtype} {labels.shape}")
-    if labels.shape[0] != images.shape[0]:
-        raise DataError(f"{what}: {images.shape[0]} images but {labels.shape[0]} labels")
-    if images.shape[0] == 0:
-        raise DataError(f"{what}: contains no examples")
+    labels = check_labels(labels, images.shape[0], what, required=True, why="image datasets pair by label",
+                          name="images")
     lo, hi = int(labels.min()), int(labels.max())
     if lo < 0 or hi >= NUM_CLASSES:
         raise DataError(f"{what}: labels must be digits 0..9, found values in [{lo}, {hi}]")
@@ -192,6 +190,7 @@ def _find(directory: str, name: str) -> str | None:
 
 def _read_mnist_npz(path: str, split: str) -> Split:
     xkey, ykey = f"x_{split}", f"y_{split}"
+    check_file(path)
     try:
         z = np.load(path, allow_pickle=False)
         if not isinstance(z, np.lib.npyio.NpzFile):
@@ -210,11 +209,12 @@ def _read_mnist_npz(path: str, split: str) -> Split:
     if x.ndim == 3:
         x = x[..., None]
     if x.ndim != 4 or x.shape[1:] != (28, 28, 1):
-        raise DataError(f"{path}: expected {xkey} of shape (N, 28, 28) uint8, got {x.dtype} {x.shape}")
+        raise DataError(f"{path}: expected {xkey} of shape (N, 28, 28) uint8 (rank 3), got {x.dtype} {x.shape}")
     return make_split(x, y, f"mnist/{split} from {path}", what=path, image_hw=(28, 28), channels=1)
 
 
 def _read_idx(path: str, magic: int) -> np.ndarray:
+    check_file(path)
     opener = gzip.open if path.endswith(".gz") else open
     try:
         with opener(path, "rb") as f:
@@ -227,7 +227,9 @@ def _read_idx(path: str, magic: int) -> np.ndarray:
         raise DataError(f"{path}: truncated IDX file ({len(data)} bytes, expected a {header}-byte header)")
     (found,) = struct.unpack(">I", data[:4])
     if found != magic:
-        raise DataError(f"{path}: bad IDX magic number 0x{found:08x}, expected 0x{magic:08x}")
+        rank = f" (rank {found & 0xFF})" if found >> 8 == magic >> 8 else ""
+        raise DataError(f"{path}: bad IDX magic number 0x{found:08x}{rank}, expected 0x{magic:08x} (unsigned bytes, "
+                        f"rank {ndim})")
     dims = struct.unpack(f">{ndim}I", data[4:header])
     expected = header + int(np.prod(dims, dtype=np.int64))
     if len(data) != expected:
@@ -236,7 +238,8 @@ def _read_idx(path: str, magic: int) -> np.ndarray:
 
 
 def _read_mnist_idx(image_path: str, label_path: str, split: str) -> Split:
-    x = _read_idx(image_path, _IDX_IMAGES_MAGIC)
+    x = check_rows(_read_idx(image_path, _IDX_IMAGES_MAGIC), image_path, rank=3, name="images",
+                   layout="[N, 28, 28]")
     y = _read_idx(label_path, _IDX_LABELS_MAGIC)
     if x.shape[1:] != (28, 28):
         raise DataError(f"{image_path}: expected 28x28 images, got shape {x.shape}")
@@ -253,20 +256,25 @@ def _read_mnist_idx(image_path: str, label_path: str, split: str) -> Split:
 def _read_svhn_mat(path: str, split: str) -> Split:
     import scipy.io  # local: scipy.io is only needed for SVHN
 
+    check_file(path)
     try:
         mat = scipy.io.loadmat(path, variable_names=("X", "y"))
     except Exception as e:  # scipy raises many types (ValueError, MatReadError, OSError, ...)
         raise DataError(f"{path}: cannot read as a MATLAB .mat file with X and y "
                         f"({type(e).__name__}: {e})") from None
     if "X" not in mat or "y" not in mat:
-        raise DataError(f"{path}: expected variables 'X' (32,32,3,N) and 'y' (N,1), found {sorted(mat)}")
+        found = sorted(k for k in mat if not k.startswith("__"))  # loadmat adds __header__ and the like
+        raise DataError(f"{path}: expected variables 'X' (32,32,3,N) and 'y' (N,1), found {found}")
     x, y = mat["X"], mat["y"]
+    if x.shape == (32, 32, 3) and y.size == 1:
+        x = x[..., None]  # one image: MATLAB drops the trailing singleton dimension
     if x.dtype != np.uint8 or x.ndim != 4 or x.shape[:3] != (32, 32, 3):
-        raise DataError(f"{path}: expected X of shape (32, 32, 3, N) uint8, got {x.dtype} {x.shape}")
+        raise DataError(f"{path}: expected X of shape (32, 32, 3, N) uint8 (rank 4), got {x.dtype} {x.shape}")
+    x = check_rows(np.transpose(x, (3, 0, 1, 2)), path, rank=4, name="images", layout="(32, 32, 3, N) in X")
     if not np.issubdtype(y.dtype, np.integer) and not np.issubdtype(y.dtype, np.floating):
         raise DataError(f"{path}: expected numeric labels y, got dtype {y.dtype}")
-    if y.ndim != 2 or y.shape[1] != 1 or y.shape[0] != x.shape[3]:
-        raise DataError(f"{path}: expected y of shape ({x.shape[3]}, 1), got {y.shape}")
+    if y.ndim != 2 or y.shape[1] != 1 or y.shape[0] != x.shape[0]:
+        raise DataError(f"{path}: expected y of shape ({x.shape[0]}, 1), got {y.shape}")
     y = y[:, 0]
     if np.issubdtype(y.dtype, np.floating):
         if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
@@ -276,7 +284,7 @@ def _read_svhn_mat(path: str, split: str) -> Split:
     if lo < 0 or hi > 10:
         raise DataError(f"{path}: SVHN labels must be 1..10 (10 = digit 0), found values in [{lo}, {hi}]")
     y = np.where(y == 10, 0, y)
-    x = np.ascontiguousarray(np.transpose(x, (3, 0, 1, 2)))
+    x = np.ascontiguousarray(x)
     standin = os.path.isfile(os.path.join(os.path.dirname(os.path.abspath(path)), STANDIN_MARKER))
     kind = "svhn stand-in (synthetic, not genuine SVHN)" if standin else "svhn"
     return make_split(x, y, f"{kind}/{split} from {path}", what=path, image_hw=(32, 32), channels=3)
@@ -296,6 +304,7 @@ def _load_tfds(tfds_name: str, tfds_dir: str | None, split: str, download: bool,
         import tensorflow_datasets as tfds  # slow import: only when this route is taken
 
         where = tfds_dir if tfds_dir is not None else "the default TFDS directory"
+        what = f"TFDS {tfds_name!r}/{split} in {where}"
         try:
             builder = tfds.builder(tfds_name, data_dir=tfds_dir)
             if not download and not builder.is_prepared():
@@ -303,14 +312,25 @@ def _load_tfds(tfds_name: str, tfds_dir: str | None, split: str, download: bool,
                                 f"(pass --download to fetch it; that needs internet)")
             if download:
                 builder.download_and_prepare()
+            for shard in sorted(glob.glob(os.path.join(glob.escape(builder.data_dir), f"{tfds_name}-{split}.*"))):
+                check_file(shard)  # TFDS's default file names; an empty shard is an interrupted copy
+            splits = builder.info.splits
+            if split in splits and splits[split].num_examples == 0:
+                raise DataError(f"{what}: contains no images (its dataset_info.json lists 0 examples)")
             data = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
         except DataError:
             raise
         except Exception as e:  # tfds raises many types; one line is all the user needs
-            raise DataError(f"TFDS {tfds_name!r}/{split} in {where}: {type(e).__name__}: "
-                            f"{str(e).splitlines()[0] if str(e) else ''}") from None
+            missing = re.search(r"Feature: (\w+) \(data type: \w+\) is required but could not be found", str(e))
+            if missing:
+                raise DataError(f"{what}: the prepared files have no {missing.group(1)!r} feature (images and "
+                                f"labels are needed)") from None
+            raise DataError(f"{what}: {type(e).__name__}: {os_reason(e)}") from None
+        if not isinstance(data, dict) or "image" not in data or "label" not in data:
+            found = sorted(data) if isinstance(data, dict) else type(data).__name__
+            raise DataError(f"{what}: expected the features 'image' and 'label', found {found}")
         return make_split(data["image"], data["label"], f"{tfds_name}/{split} from TFDS {where}",
-                          what=f"TFDS {tfds_name!r} in {where}", image_hw=image_hw, channels=channels)
+                          what=what, image_hw=image_hw, channels=channels)
 
     key = ("tfds", tfds_name, os.path.realpath(tfds_dir) if tfds_dir else None, split)
     return _cached(key, load)

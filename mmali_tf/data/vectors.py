@@ -28,6 +28,7 @@ import numpy as np
 from mmali_tf.data.dataset import INDEX, Dataset
 from mmali_tf.data.sources import (DATA_DIR_ENV, STANDIN_MARKER, Split, _cached, _check_split, _file_key,
                                    resolve_data_dir)
+from mmali_tf.data.validation import FEATURE_LAYOUT, check_file, check_labels, check_rows
 from mmali_tf.errors import ConfigError, DataError
 from mmali_tf.kinds.base import FEATURES
 
@@ -39,6 +40,7 @@ def vector_paths(data_dir: str, modality: str, split: str) -> tuple[str, str]:
 
 
 def _read(path: str) -> tuple[np.ndarray, np.ndarray | None]:
+    check_file(path)
     try:
         loaded = np.load(path, allow_pickle=False)
     except Exception as e:  # ValueError (pickled or truncated), OSError, BadZipFile ...
@@ -53,21 +55,20 @@ def _read(path: str) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def check_vectors(features, labels, what: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """float32 C-order ``[N, D]`` features and int64 labels (or None), validated; errors name ``what``."""
+    """float32 C-order ``[N, D]`` features (N, D > 0) and int64 labels (or None), validated; errors name ``what``."""
     features = np.asarray(features)
     if not np.issubdtype(features.dtype, np.floating):
         raise DataError(f"{what}: expected float features, got dtype {features.dtype}")
-    if features.ndim != 2 or features.shape[0] == 0 or features.shape[1] == 0:
-        raise DataError(f"{what}: expected a non-empty [N, D] array, got shape {features.shape}")
+    features = check_rows(features, what, rank=2, name="feature vectors", layout=FEATURE_LAYOUT)
+    if features.shape[1] == 0:
+        raise DataError(f"{what}: expected feature vectors of shape {FEATURE_LAYOUT} with D > 0, got shape "
+                        f"{features.shape}")
     features = np.ascontiguousarray(features, dtype=np.float32)
     if not np.all(np.isfinite(features)):
         raise DataError(f"{what}: contains NaN or infinite values (after conversion to float32)")
+    labels = check_labels(labels, len(features), what, required=False, name="feature vectors")
     if labels is not None:
-        labels = np.asarray(labels)
-        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or len(labels) != len(features):
-            raise DataError(f"{what}: labels must be an integer array of {len(features)} entries, got "
-                            f"{labels.dtype} {labels.shape}")
-        if len(labels) and int(labels.min()) < 0:
+        if int(labels.min()) < 0:
             raise DataError(f"{what}: labels must be non-negative, found {int(labels.min())}")
         labels = np.ascontiguousarray(labels, dtype=np.int64)
     return features, labels
