@@ -1,6 +1,6 @@
 """CCA correlation of feature modalities: the authors' CUB score (reference section 7.3, docs/authors_code.md 4.3),
 also used for image modalities without labels (each image seen through its kind's CCA view: scaled to [0, 1] and
-average-pooled to at most 8x8 cells per channel, :meth:`mmali_tf.kinds.image.ImageKind.cca_view`).
+average-pooled to at most 8x8 cells per channel, :meth:`mmali_tf.kinds.image.SizedImageKind.cca_view`).
 
 A multi-view CCA (:mod:`mmali_tf.evaluation.cca`, k = 40, the authors' generalized eigenproblem) is fitted on the
 *train* tuples of the feature modalities (for CUB the 88,550 caption/image pairs); the score of a pair of feature

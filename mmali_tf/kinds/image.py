@@ -8,7 +8,7 @@ stride-2 stages as keep the smaller side >= 4 pixels); see :class:`~mmali_tf.net
 
 Sample grids draw 1- and 3-channel images as they are; with 2 channels both are drawn side by side in grey, with 4
 the first three as colour and the fourth in grey beside them. For the CCA correlation metric (used when the data has
-no labels) an image is average-pooled to at most 8x8 pixels per channel (:meth:`ImageKind.cca_view`).
+no labels) an image is average-pooled to at most 8x8 pixels per channel (:meth:`SizedImageKind.cca_view`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,10 @@ def _build_classifier(protocol: str, seed: int, input_shape, num_classes: int):
     return image_classifier(tuple(input_shape), num_classes, seed=seed)
 
 
-class ImageKind(ModalityKind):
+class SizedImageKind(ModalityKind):
+    """The ``image`` kind: uint8 images whose size, channels and networks come from the modality's options (the
+    fixed-size image kinds, ``mnist`` and ``svhn``, are :class:`~mmali_tf.kinds.base.ImageKind`\\ s)."""
+
     name = "image"
     description = "HxWxC images (16-128 px, 1-4 channels), conv networks sized by the height/width/channels options"
     options = SIZE_OPTIONS + FAMILY_OPTIONS
@@ -106,7 +109,7 @@ class ImageKind(ModalityKind):
         return pooled(np.asarray(examples, np.float32), CCA_SIDE).reshape(len(examples), -1)
 
 
-KIND = ImageKind()
+KIND = SizedImageKind()
 
 
 def displayable(images: np.ndarray) -> np.ndarray:
