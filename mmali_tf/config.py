@@ -52,6 +52,13 @@ class ModalitySpec:
     x_hidden: tuple[int, ...] = ()
     z_hidden: tuple[int, ...] = ()
     head_hidden: tuple[int, ...] = ()
+    # Image kinds whose size is not fixed ("image"): the image size and channel count (0 = not given), and the
+    # convolutional family's overrides (0 = derived from the size, networks/image.py ConvLayout).
+    height: int = 0
+    width: int = 0
+    channels: int = 0
+    base_filters: int = 0
+    stages: int = 0
 
     def __post_init__(self):
         for key in ("encoder_hidden", "x_hidden", "z_hidden", "head_hidden"):  # JSON gives lists

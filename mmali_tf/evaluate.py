@@ -70,8 +70,9 @@ class EvalOptions:
 
 
 def load_classifiers(config, options: EvalOptions, workdir: str, print_fn=print) -> tuple[dict, dict]:
-    """{modality: ModalityClassifier} and {modality: sidecar info}; one classifier per (kind, dataset)."""
-    from mmali_tf.data import data_label, load_dataset
+    """{modality: ModalityClassifier} and {modality: sidecar info}; one classifier per (kind, dataset), and per
+    modality for datasets whose files are the modality's own (``Dataset.per_modality``, e.g. ``image``)."""
+    from mmali_tf.data import DATASETS, data_label, load_dataset
     from mmali_tf.evaluation import classifiers as clf
 
     directory = options.resolved_classifier_dir(workdir)
@@ -79,13 +80,15 @@ def load_classifiers(config, options: EvalOptions, workdir: str, print_fn=print)
     d = config.data
     cache, out, infos = {}, {}, {}
     for spec in config.model.modalities:
-        key = (spec.kind, spec.dataset)
+        own = DATASETS.get(spec.dataset).per_modality
+        key = (spec.kind, spec.dataset) + ((spec.name,) if own else ())
         if key not in cache:
             train, test = (load_dataset(spec.dataset, split, d.data_dir, modality=spec.name,
                                         tfds_data_dir=d.tfds_data_dir, download=d.download)
                            for split in ("train", "test"))
             model, info = clf.get_classifier(spec.kind, spec.dataset, train, test, directory, options.protocol,
-                                             settings, train_if_missing=options.train_classifiers, print_fn=print_fn)
+                                             settings, train_if_missing=options.train_classifiers, print_fn=print_fn,
+                                             modality=spec.name if own else None)
             info = {k: v for k, v in info.items() if k != "history"}
             cache[key] = (model, {**info, "data_label": data_label(spec.dataset, train.source)})
         model, info = cache[key]

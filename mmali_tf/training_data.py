@@ -25,11 +25,10 @@ def load_modality(spec: ModalitySpec, split: str, config: ExperimentConfig) -> S
         examples = np.ascontiguousarray(np.rot90(examples, k=spec.quarter_turns, axes=(1, 2)))
     expected = kinds.input_spec(spec)
     if tuple(examples.shape[1:]) != tuple(expected.shape) or examples.dtype != np.dtype(expected.dtype):
-        hint = (f" (set --modality_option={spec.name}:feature_dim={examples.shape[1]})"
-                if "feature_dim" in kinds.kind_of(spec).options and examples.ndim == 2 else "")
+        hint = kinds.kind_of(spec).option_hint(spec, tuple(examples.shape[1:]), data.source)
         raise ConfigError(f"modality {spec.name!r}: dataset {spec.dataset!r} has {examples.dtype} examples of shape "
                           f"{examples.shape[1:]}, but network kind {spec.kind!r} expects {expected.dtype} "
-                          f"{tuple(expected.shape)}{hint}")
+                          f"{tuple(expected.shape)}{f' ({hint})' if hint else ''}")
     return dataclasses.replace(data, examples=examples)
 
 
@@ -62,8 +61,14 @@ def index_pairs(splits: dict[str, Split]) -> dict[str, np.ndarray]:
     counts = {n: len(s.tuple_index) for n, s in splits.items()}
     if len(set(counts.values())) != 1:
         raise DataError("modalities paired by row must have the same number of tuples, got "
-                        + ", ".join(f"{n} {c:,}" for n, c in counts.items()))
+                        + ", ".join(f"{n} {c:,}{_where(splits[n])}" for n, c in counts.items()))
     return {n: np.asarray(s.tuple_index, np.int64) for n, s in splits.items()}
+
+
+def _where(split: Split) -> str:
+    """`` (in <file>)`` for a split read from a file (its source says ``... from <path>``), else ""."""
+    _, sep, path = split.source.partition(" from ")
+    return f" (in {path})" if sep else ""
 
 
 def pairing_summary(config: ExperimentConfig, pairs: dict[str, np.ndarray]) -> str:

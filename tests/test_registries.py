@@ -72,12 +72,12 @@ def test_registry_basics():
 
 
 def test_builtin_entries():
-    assert kinds.KINDS.names() == ("mnist", "svhn", "cub_caption", "cub_image", "vector")
+    assert kinds.KINDS.names() == ("mnist", "svhn", "cub_caption", "cub_image", "vector", "image")
     assert datasets.DATASETS.names() == ("mnist", "svhn", "digits_grey28", "digits_colour32", "cub_caption",
-                                         "cub_image", "vector")
+                                         "cub_image", "vector", "image")
     assert {d.name: d.pairing for d in datasets.DATASETS.entries()} == {
         "mnist": LABEL, "svhn": LABEL, "digits_grey28": LABEL, "digits_colour32": LABEL, "cub_caption": INDEX,
-        "cub_image": INDEX, "vector": INDEX}
+        "cub_image": INDEX, "vector": INDEX, "image": INDEX}
 
 
 def test_a_registered_kind_and_dataset_are_accepted_everywhere(registered):
@@ -126,6 +126,7 @@ def test_the_help_texts_list_the_registries():
     for name in datasets.DATASETS.names() + ("dummy_data",):
         assert f"{name} (" in datasets_part, name
     assert "vector: feature_dim, encoder_hidden, x_hidden, z_hidden, head_hidden" in option
+    assert "image: height, width, channels, base_filters, stages" in option
     assert all(f"{a} (" in joint for a in ("dot", "concat", "feature_concat"))
     metric = json.loads(_fresh_process("import json\nfrom mmali_tf import evaluate\nevaluate.define_flags()\n"
                                        "print(json.dumps(flags.FLAGS['metrics'].help))")[-1])
@@ -159,7 +160,7 @@ def test_a_registered_metric_is_parsed_run_and_reported(registered):
 
 @pytest.mark.parametrize("modalities, fragment", [
     ((ModalitySpec("a", "text", "mnist"), ModalitySpec("b", "mnist", "mnist")),
-     "unknown network kind 'text' (choose from mnist, svhn, cub_caption, cub_image, vector)"),
+     "unknown network kind 'text' (choose from mnist, svhn, cub_caption, cub_image, vector, image)"),
     ((ModalitySpec("a", "mnist", "cifar"), ModalitySpec("b", "mnist", "mnist")), "unknown dataset 'cifar'"),
     ((ModalitySpec("a", "mnist", "cub_caption"), ModalitySpec("b", "mnist", "mnist")),
      "dataset 'cub_caption' holds features, but kind 'mnist' models pixels"),

@@ -97,7 +97,7 @@ def load_training_data(config, dirs: dict[str, str], random_if_absent: bool = Tr
     from mmali_tf import training_data
     from mmali_tf.data.pairing import pair_by_label
     from mmali_tf.errors import MMALIError
-    from mmali_tf.networks.registry import IMAGE_SHAPES
+    from mmali_tf.networks.registry import input_shape
 
     images, labels, sources = {}, {}, {}
     for spec in config.model.modalities:
@@ -109,10 +109,10 @@ def load_training_data(config, dirs: dict[str, str], random_if_absent: bool = Tr
         except (MMALIError, OSError) as exc:
             if not random_if_absent:
                 raise
-            print(f"WARNING (benchmark): {spec.name}: {exc}; using RANDOM arrays of shape {IMAGE_SHAPES[spec.kind]}",
+            print(f"WARNING (benchmark): {spec.name}: {exc}; using RANDOM arrays of shape {input_shape(spec)}",
                   file=sys.stderr, flush=True)
             rng = np.random.default_rng(len(images))
-            images[spec.name] = rng.integers(0, 256, (60000,) + IMAGE_SHAPES[spec.kind], dtype=np.uint8)
+            images[spec.name] = rng.integers(0, 256, (60000,) + input_shape(spec), dtype=np.uint8)
             labels[spec.name] = rng.integers(0, 10, 60000)
             sources[spec.name] = "RANDOM (file absent)"
     d = config.data

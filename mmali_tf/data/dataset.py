@@ -40,6 +40,12 @@ class Dataset:
         display: the data's name in reports, e.g. "MNIST".
         standin_display: the name in reports when the split's source says "stand-in" (synthetic data).
         standin_note: a note that evaluation reports add when stand-in data was used.
+        per_modality: the dataset's files are named after the modality (``vector``, ``image``), so two modalities of
+            one dataset hold different data (and, for image kinds, get a coherence classifier each).
+        has_labels: for a dataset paired by index, ``has_labels(data_dir, modality) -> bool``: whether both splits
+            of the modality carry class labels (a cheap look at the files, without loading them), which makes the
+            label-based metrics (linear probe, coherence) apply; None: never (datasets paired by label always
+            have labels).
     """
 
     name: str
@@ -50,6 +56,8 @@ class Dataset:
     display: str
     standin_display: str = ""
     standin_note: str = ""
+    per_modality: bool = False
+    has_labels: Callable | None = None
 
     def __post_init__(self):
         if self.pairing not in PAIRINGS:

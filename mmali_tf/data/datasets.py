@@ -8,7 +8,7 @@ kind or a dataset").
 
 from __future__ import annotations
 
-from mmali_tf.data import cub_features, embedded, sources, vectors
+from mmali_tf.data import cub_features, embedded, image_files, sources, vectors
 from mmali_tf.data.dataset import INDEX, LABEL, Dataset
 from mmali_tf.data.sources import Split
 from mmali_tf.data.validation import check_split
@@ -22,6 +22,7 @@ DATASETS.register(embedded.DIGITS_COLOUR32)
 DATASETS.register(cub_features.CUB_CAPTION)
 DATASETS.register(cub_features.CUB_IMAGE)
 DATASETS.register(vectors.VECTOR)
+DATASETS.register(image_files.IMAGE)
 
 __all__ = ["DATASETS", "Dataset", "INDEX", "LABEL", "data_label", "load_dataset"]
 

@@ -109,5 +109,5 @@ def load_vectors(data_dir: str | None, split: str, *, modality: str | None = Non
 
 VECTOR = Dataset(name="vector", description="your feature vectors: <data_dir>/<name>_{train,test}.npy (or .npz)",
                  load=load_vectors, examples=FEATURES, pairing=INDEX, display="vector files",
-                 standin_display="vector stand-in",
+                 standin_display="vector stand-in", per_modality=True,
                  standin_note="vector stand-in: synthetic feature vectors; figures describe the stand-in only.")

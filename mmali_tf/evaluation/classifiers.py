@@ -1,5 +1,7 @@
-"""Coherence classifiers: the reference's MNIST and SVHN digit classifiers (docs/authors_code.md, section 2.1), trained,
-checksummed, cached and loaded per (network kind, dataset).
+"""Coherence classifiers: the reference's MNIST and SVHN digit classifiers (docs/authors_code.md, section 2.1) and a
+small CNN for the ``image`` kind sized for its modality's images and classes (:func:`image_classifier`), trained,
+checksummed, cached and loaded per (network kind, dataset), and per modality for datasets whose files are the
+modality's own (``image``: the train fingerprint in the file name tells them apart).
 
 Which kinds have a classifier, its architecture and its default epochs are the kind's
 (:meth:`mmali_tf.kinds.base.ModalityKind.classifier`, read from the kinds registry); the architectures are defined
@@ -175,9 +177,55 @@ def svhn_classifier(seed: int = 0, name: str = "svhn_classifier") -> keras.Model
     return keras.Model(x, out, name=name)
 
 
-def build_classifier(kind: str, protocol: str = "clean", seed: int = 0) -> keras.Model:
+class PerImageStandardization(keras.layers.Layer):
+    """Each image minus its mean, divided by its standard deviation (at least ``1 / sqrt(pixels)``), as
+    ``tf.image.per_image_standardization``: the classifier sees patterns, not the overall brightness or colour."""
+
+    def call(self, inputs):
+        mean = keras.ops.mean(inputs, axis=(1, 2, 3), keepdims=True)
+        centred = inputs - mean
+        std = keras.ops.sqrt(keras.ops.mean(keras.ops.square(centred), axis=(1, 2, 3), keepdims=True))
+        floor = 1.0 / float(np.sqrt(np.prod(inputs.shape[1:])))
+        return centred / keras.ops.maximum(std, floor)
+
+
+def image_classifier(input_shape: tuple[int, int, int], num_classes: int, seed: int = 0,
+                     name: str = "image_classifier") -> keras.Model:
+    """The ``image`` kind's classifier, for any ``[H, W, C]`` (16-128 px) and number of classes: per-image
+    standardization → 3 x [Conv(k3, same; 16, 32, 64) → BN → ReLU → maxpool 2] → flatten → Dropout(0.3) →
+    Dense ``num_classes``.
+
+    BatchNorm as the SVHN classifier's (momentum 0.9, eps 1e-5). For 40x40x3 images 23,808 trainable parameters
+    before the last layer, which has 1,601 per class (flatten 5 x 5 x 64)."""
+    x = keras.Input(tuple(input_shape), name=f"{name}_x")
+    h = PerImageStandardization(name=f"{name}_standardize")(x)
+    for i, filters in enumerate((16, 32, 64), start=1):
+        h = keras.layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv{i}")(h)
+        h = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn{i}")(h)
+        h = keras.layers.ReLU(name=f"{name}_relu{i}")(h)
+        h = keras.layers.MaxPooling2D(2, name=f"{name}_pool{i}")(h)
+    h = keras.layers.Flatten(name=f"{name}_flatten")(h)
+    h = keras.layers.Dropout(0.3, seed=seed, name=f"{name}_drop")(h)
+    out = keras.layers.Dense(int(num_classes), name=f"{name}_fc")(h)
+    return keras.Model(x, out, name=name)
+
+
+def build_classifier(kind: str, protocol: str = "clean", seed: int = 0, input_shape: tuple[int, ...] | None = None,
+                     num_classes: int = NUM_CLASSES) -> keras.Model:
+    """The classifier of ``kind``; a sized one (``ClassifierSpec.sized``, the ``image`` kind) for ``input_shape``
+    and ``num_classes``, the others for their kind's fixed shape and the 10 digits."""
     check_protocol(protocol)
-    return classifier_spec(kind).build(protocol, seed)
+    spec = classifier_spec(kind)
+    if spec.sized:
+        if input_shape is None:
+            raise ConfigError(f"the {kind} classifier needs the image shape it reads")
+        return spec.build(protocol, seed, tuple(int(d) for d in input_shape), int(num_classes))
+    return spec.build(protocol, seed)
+
+
+def classes_of(train: Split, test: Split) -> int:
+    """The number of classes a sized classifier of these splits predicts: the largest label + 1, at least 2."""
+    return max(2, int(max(train.labels.max(), test.labels.max())) + 1)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -226,11 +274,17 @@ def train_classifier(kind: str, train: Split, test: Split, protocol: str = "clea
     """Train a ``kind`` classifier on ``train``; select the epoch (held-out train part under ``clean``, the test
     split under ``reference``); return the selected model and an info dict (the sidecar's training fields)."""
     check_protocol(protocol)
-    if tuple(train.images.shape[1:]) != IMAGE_SHAPES[kind] or tuple(test.images.shape[1:]) != IMAGE_SHAPES[kind]:
-        raise ConfigError(f"{kind} classifier needs images of shape {IMAGE_SHAPES[kind]}, got "
+    sized = classifier_spec(kind).sized
+    expected = tuple(train.images.shape[1:]) if sized else IMAGE_SHAPES[kind]
+    if tuple(train.images.shape[1:]) != expected or tuple(test.images.shape[1:]) != expected:
+        raise ConfigError(f"{kind} classifier needs images of shape {expected}, got "
                           f"{train.images.shape[1:]} / {test.images.shape[1:]}")
+    for split in (train, test):
+        if split.labels is None:
+            raise ConfigError(f"a coherence classifier needs labelled images; {split.source} has no labels")
+    num_classes = classes_of(train, test) if sized else NUM_CLASSES
     keras.utils.set_random_seed(settings.seed)
-    model = build_classifier(kind, protocol, seed=settings.seed)
+    model = build_classifier(kind, protocol, seed=settings.seed, input_shape=expected, num_classes=num_classes)
 
     predict = make_predict_fn(model)
     if protocol == "clean":
@@ -288,7 +342,7 @@ def train_classifier(kind: str, train: Split, test: Split, protocol: str = "clea
         "batch_size": settings.batch_size, "lr": lr, "lr_schedule": schedule,
         "optimizer": "Adam(0.9, 0.999, eps 1e-8)",
         "seed": settings.seed, "holdout": settings.holdout if protocol == "clean" else 0.0,
-        "train_images": int(len(fit_idx)),
+        "train_images": int(len(fit_idx)), "input_shape": [int(d) for d in expected], "num_classes": num_classes,
         "always_on_dropout": classifier_spec(kind).always_on_dropout_in_reference and protocol == "reference",
         "history": history, "train_seconds": round(time.perf_counter() - started, 1),
     }
@@ -373,7 +427,12 @@ def load_classifier(kind: str, protocol: str, files: ClassifierFiles, seed: int 
     if sidecar.get("kind") != kind or sidecar.get("protocol") != protocol:
         raise ClassifierChecksumError(f"classifier sidecar {files.sidecar} is for kind {sidecar.get('kind')!r} / "
                                       f"protocol {sidecar.get('protocol')!r}, expected {kind!r} / {protocol!r}")
-    model = build_classifier(kind, protocol, seed=seed)
+    try:
+        model = build_classifier(kind, protocol, seed=seed, input_shape=sidecar.get("input_shape"),
+                                 num_classes=int(sidecar.get("num_classes", NUM_CLASSES)))
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise ClassifierChecksumError(f"classifier sidecar {files.sidecar} does not describe a {kind} classifier "
+                                      f"({exc}); delete {files.weights} to retrain") from None
     try:
         model.load_weights(files.weights)
     except Exception as exc:  # h5py/Keras raise many types; the checksum matched, so the file is what was saved
@@ -383,24 +442,28 @@ def load_classifier(kind: str, protocol: str, files: ClassifierFiles, seed: int 
 
 def get_classifier(kind: str, dataset: str, train: Split, test: Split, directory: str, protocol: str = "clean",
                    settings: TrainSettings = TrainSettings(), train_if_missing: bool = True,
-                   retrain: bool = False, print_fn=print) -> tuple[keras.Model, dict]:
-    """The ``kind`` classifier of ``dataset`` from ``directory``; trained and saved first if missing."""
+                   retrain: bool = False, print_fn=print, modality: str | None = None) -> tuple[keras.Model, dict]:
+    """The ``kind`` classifier of ``dataset`` from ``directory``; trained and saved first if missing. ``modality``
+    names the modality whose files a per-modality dataset read (``image``: one classifier per modality, told apart
+    by the train fingerprint in the file name); it is recorded and shown in messages."""
     check_protocol(protocol)
+    dataset_label = f"{dataset} ({modality})" if modality else dataset
     files = ClassifierFiles(directory, classifier_stem(kind, dataset, train.fingerprint, protocol))
     if os.path.isfile(files.weights) and not retrain:
         model, sidecar = load_classifier(kind, protocol, files, seed=settings.seed)
         if sidecar.get("train_fingerprint") != train.fingerprint:
             raise ClassifierChecksumError(
                 f"classifier {files.weights} was trained on data with fingerprint {sidecar.get('train_fingerprint')}, "
-                f"but {dataset}/train has fingerprint {train.fingerprint}")
+                f"but {dataset_label}/train has fingerprint {train.fingerprint}")
         return model, {**sidecar, "path": files.weights, "trained_now": False}
     if not train_if_missing:
-        raise MMALIError(f"no {kind} classifier for {dataset} in {directory} (expected {files.weights}); train it "
-                         f"with python -m mmali_tf.tools.train_classifiers or allow training")
-    print_fn(f"training the {kind} classifier for {dataset} ({protocol} protocol) -> {files.weights}")
+        raise MMALIError(f"no {kind} classifier for {dataset_label} in {directory} (expected {files.weights}); train "
+                         f"it with python -m mmali_tf.tools.train_classifiers or allow training")
+    print_fn(f"training the {kind} classifier for {dataset_label} ({protocol} protocol) -> {files.weights}")
     model, info = train_classifier(kind, train, test, protocol, settings, print_fn=print_fn)
     sidecar = {
         "version": SIDECAR_VERSION, "kind": kind, "dataset": dataset, "protocol": protocol,
+        **({"modality": modality} if modality else {}),
         "train_fingerprint": train.fingerprint, "test_fingerprint": test.fingerprint,
         "train_source": train.source, "test_source": test.source,
         "tensorflow": tf.__version__, "keras": keras.__version__, **info,

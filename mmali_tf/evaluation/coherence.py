@@ -57,6 +57,12 @@ def _labels_of_pairs(test_splits: dict, pairs: dict[str, np.ndarray], names) -> 
     return labels.astype(np.int64)
 
 
+def _num_classes(classifier) -> int:
+    """Outputs of a classifier (a ``ModalityClassifier`` or any callable with a Keras ``model``); 10 otherwise."""
+    model = getattr(classifier, "model", None)
+    return int(model.output_shape[-1]) if model is not None else 10
+
+
 def _predict(classifier, images) -> tf.Tensor:
     return tf.argmax(classifier(images), axis=-1)
 
@@ -145,17 +151,18 @@ def joint_coherence(model, classifiers: dict, settings: CoherenceSettings = Cohe
     names = list(model.names)
     latent_dim = int(model.config.model.latent_dim)
     decoders = model.ema_decoders
+    classes = max(_num_classes(classifiers[n]) for n in names)
 
     @tf.function(jit_compile=settings.jit_compile)
     def batch_predictions(size, batch_index):
         z = StepNoise(settings.seed, batch_index).normal("joint/prior", tf.stack([size, latent_dim]))
         preds = [_predict(classifiers[n], decoders[n](z, training=False)) for n in names]
         agree = tf.reduce_all(tf.stack([tf.equal(p, preds[0]) for p in preds[1:]], axis=0), axis=0)
-        counts = tf.stack([tf.math.bincount(tf.cast(p, tf.int32), minlength=10, maxlength=10, dtype=tf.int64)
-                           for p in preds])
+        counts = tf.stack([tf.math.bincount(tf.cast(p, tf.int32), minlength=classes, maxlength=classes,
+                                            dtype=tf.int64) for p in preds])
         return tf.reduce_sum(tf.cast(agree, tf.int64)), counts
 
-    total, agreed, class_counts = int(settings.num_prior), 0, np.zeros((len(names), 10), np.int64)
+    total, agreed, class_counts = int(settings.num_prior), 0, np.zeros((len(names), classes), np.int64)
     progress = Progress(total, "joint coherence", print_fn=print_fn)
     for i, start in enumerate(range(0, total, settings.batch_size)):
         size = min(settings.batch_size, total - start)

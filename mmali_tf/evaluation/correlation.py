@@ -1,4 +1,6 @@
-"""CCA correlation of feature modalities: the authors' CUB score (reference section 7.3, docs/authors_code.md 4.3).
+"""CCA correlation of feature modalities: the authors' CUB score (reference section 7.3, docs/authors_code.md 4.3),
+also used for image modalities without labels (each image seen through its kind's CCA view: scaled to [0, 1] and
+average-pooled to at most 8x8 cells per channel, :meth:`mmali_tf.kinds.image.SizedImageKind.cca_view`).
 
 A multi-view CCA (:mod:`mmali_tf.evaluation.cca`, k = 40, the authors' generalized eigenproblem) is fitted on the
 *train* tuples of the feature modalities (for CUB the 88,550 caption/image pairs); the score of a pair of feature
@@ -43,33 +45,61 @@ from mmali_tf.evaluation.report import Progress
 from mmali_tf.noise import StepNoise
 
 
-def fingerprint(names, splits: dict, pairs: dict, k: int, eps: float) -> str:
-    """16 hex characters over each view's name and train-data fingerprint, the tuples, ``k`` and ``eps``."""
+def fingerprint(names, splits: dict, pairs: dict, k: int, eps: float, view_tags: dict | None = None) -> str:
+    """16 hex characters over each view's name and train-data fingerprint, the tuples, ``k``, ``eps`` and, for
+    modalities whose CCA view is not their examples as they are (images), a tag naming that view."""
     h = hashlib.sha256(f"k={k} eps={eps!r}".encode())
     for name in names:
         h.update(f"|{name}:{splits[name].fingerprint}".encode())
+        if view_tags and view_tags.get(name):
+            h.update(f"|view:{view_tags[name]}".encode())
         h.update(np.ascontiguousarray(pairs[name], np.int64).data)
     return h.hexdigest()[:16]
 
 
+def kind_views(config, names) -> tuple[dict, dict]:
+    """({name: examples -> float32 [N, D] CCA vectors}, {name: view tag}) from each modality's kind
+    (:meth:`~mmali_tf.kinds.base.ModalityKind.cca_view`): feature vectors as they are (no tag), images scaled to
+    [0, 1] as the networks see them and pooled (tag ``"<kind>:<input shape>"``)."""
+    from mmali_tf import kinds
+    from mmali_tf.data.pipeline import to_model_input
+
+    specs = {s.name: s for s in config.model.modalities}
+    views, tags = {}, {}
+    for name in names:
+        spec = specs[name]
+        kind = kinds.kind_of(spec)
+        views[name] = lambda x, kind=kind, spec=spec: kind.cca_view(spec, to_model_input(np.asarray(x)))
+        if kind.examples == kinds.PIXELS:
+            tags[name] = f"{kind.name}:{'x'.join(map(str, kind.input_spec(spec).shape))}"
+    return views, tags
+
+
+def _flat(x) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    return x.reshape(len(x), -1)
+
+
 def fit_train_cca(names, splits: dict, pairs: dict, cache_dir: str | None, solver: str, print_fn=print,
-                  k: int = cca.NUM_COMPONENTS) -> tuple[cca.FittedCCA, dict]:
+                  k: int = cca.NUM_COMPONENTS, views: dict | None = None,
+                  view_tags: dict | None = None) -> tuple[cca.FittedCCA, dict]:
     """The CCA of the train tuples of the views ``names`` (cached in ``cache_dir``) and a record of how it was
-    obtained."""
-    digest = fingerprint(names, splits, pairs, k, cca.EPS)
+    obtained. ``views`` maps a modality's examples to its CCA vectors (default: as they are, as float32)."""
+    digest = fingerprint(names, splits, pairs, k, cca.EPS, view_tags)
     path = os.path.join(cache_dir, f"cca-{digest}-{solver}.npz") if cache_dir else None
     num = len(pairs[names[0]])
     fitted_now = []
+    views = views or {}
 
-    def views():
+    def train_views():
         fitted_now.append(True)
         print_fn(f"fitting CCA (k={k}, {solver}) on {num:,} train tuples of {', '.join(names)}")
-        return [np.asarray(splits[n].examples, np.float32)[pairs[n]] for n in names]
+        return [views.get(n, _flat)(splits[n].examples)[pairs[n]] for n in names]
 
     started = time.perf_counter()
     if cache_dir:
         os.makedirs(cache_dir, exist_ok=True)
-    fitted = cca.load_or_fit_cca(path, digest, views, k, solver=solver)
+    fitted = cca.load_or_fit_cca(path, digest, train_views, k, solver=solver)
     seconds = time.perf_counter() - started
     print_fn(f"CCA {'fitted' if fitted_now else 'read'} in {seconds:.1f} s ({path or 'not cached'}); top canonical "
              f"correlations {', '.join(f'{c:.3f}' for c in fitted.correlations[:3])}")
@@ -84,8 +114,10 @@ def _pairs_of(names):
 def correlation_metrics(ctx, names) -> dict[str, float]:
     """Every correlation key for the feature modalities ``names`` of ``ctx.model`` (see the module docstring)."""
     model, options, print_fn = ctx.model, ctx.options, ctx.print_fn
+    views, tags = kind_views(ctx.config, names)
     fitted, record = fit_train_cca(names, ctx.train_splits(), ctx.train_pairs(),
-                                   options.resolved_classifier_dir(ctx.workdir), options.cca_solver, print_fn)
+                                   options.resolved_classifier_dir(ctx.workdir), options.cca_solver, print_fn,
+                                   views=views, view_tags=tags)
     view = {n: i for i, n in enumerate(names)}
     test, all_pairs = ctx.test_splits(), ctx.test_pairs()
     everyone = list(model.names)
@@ -96,7 +128,7 @@ def correlation_metrics(ctx, names) -> dict[str, float]:
         if (n, "test") not in ctx.encodings:
             ctx.encodings[(n, "test")] = encode_split(model.ema_encoders[n], test[n].examples, options.batch_size,
                                                       options.xla, label=f"encode {n}/test", print_fn=print_fn)
-    real = {n: fitted.project(view[n], test[n].examples)[pair_idx[n]] for n in names}  # projected once per example
+    real = {n: fitted.project(view[n], views[n](test[n].examples))[pair_idx[n]] for n in names}  # once per example
     means = {n: tf.constant(ctx.encodings[(n, "test")][0]) for n in everyone}
     logvars = {n: tf.constant(ctx.encodings[(n, "test")][1]) for n in everyone}
     lat, decoders, seed = model.latent, model.ema_decoders, options.seed
@@ -137,7 +169,7 @@ def correlation_metrics(ctx, names) -> dict[str, float]:
         rows = slice(start, min(start + step, total))
         generated = {k: v.numpy() for k, v in generate({n: tf.constant(pair_idx[n][rows]) for n in everyone},
                                                        tf.constant(i, tf.int64)).items()}
-        projected = {k: fitted.project(view[target[k]], v) for k, v in generated.items()}
+        projected = {k: fitted.project(view[target[k]], views[target[k]](v)) for k, v in generated.items()}
         for a, b in pairs:
             suffix = "" if single else f"_{a}_{b}"
             add(f"ground_truth{suffix}", cca.cosine_similarity(real[a][rows], real[b][rows]))
@@ -151,12 +183,12 @@ def correlation_metrics(ctx, names) -> dict[str, float]:
     out = {f"correlation/{k}": cca.mean_of_batch_means(np.concatenate(v)) for k, v in cosines.items()}
 
     z = StepNoise(seed, 0).normal("correlation/joint/prior", [int(options.num_prior), model.config.model.latent_dim])
-    decoded = {n: fitted.project(view[n], decoders[n](z, training=False).numpy()) for n in names}
+    decoded = {n: fitted.project(view[n], views[n](decoders[n](z, training=False).numpy())) for n in names}
     for a, b in pairs:
         values = cca.cosine_similarity(decoded[a], decoded[b])
         out[f"correlation/joint{'' if single else f'_{a}_{b}'}"] = cca.mean_of_batch_means(values, len(values))
     ctx.settings["correlation"] = {**record, "test_tuples": total, "num_prior": int(options.num_prior),
-                                   "views": list(names)}
+                                   "views": list(names), **({"view_of": tags} if tags else {})}
     for key in sorted(out):
         print_fn(f"  {key}: {out[key]:.4f}")
     return out

@@ -63,6 +63,11 @@ def encode_split(encoder, images: np.ndarray, batch_size: int = 1000, jit_compil
     return np.concatenate(means), np.concatenate(logvars)
 
 
+def num_classes_of(*labels) -> int:
+    """The probe's outputs: the largest label + 1 (10 for digits), at least 2."""
+    return max(2, max(int(np.max(y)) + 1 for y in labels if len(y)))
+
+
 def train_probe(train: tuple[np.ndarray, np.ndarray], train_labels: np.ndarray,
                 test: tuple[np.ndarray, np.ndarray], test_labels: np.ndarray, *, sampled: bool,
                 settings: ProbeSettings = ProbeSettings(), stream: int = 0) -> list[float]:
@@ -77,7 +82,7 @@ def train_probes(train: tuple[np.ndarray, np.ndarray], train_labels: np.ndarray,
                  sampled: bool, settings: ProbeSettings = ProbeSettings(), stream: int = 0,
                  jit_compile: bool = False) -> dict[str, list[float]]:
     """Independent softmax regressions, one per column group, trained as the reference's probe; returns each one's
-    test accuracy per epoch.
+    test accuracy per epoch. One output per class, 0 to the largest label (:func:`num_classes_of`).
 
     ``train``/``test`` are (mean, logvar) [N, d] arrays; with ``sampled`` the features are ``mean + exp(logvar/2) e``
     with fresh ``e ~ N(0, I)`` every step (train) and every epoch (test), otherwise the mean. Each group's probe sees
@@ -97,6 +102,7 @@ def train_probes(train: tuple[np.ndarray, np.ndarray], train_labels: np.ndarray,
             raise ConfigError(f"linear probe {name!r} has no feature columns")
     y_train = tf.constant(np.asarray(train_labels, np.int64))
     y_test = tf.constant(np.asarray(test_labels, np.int64))
+    num_classes = num_classes_of(train_labels, test_labels)
     batch, num_batches = int(settings.batch_size), math.ceil(n / settings.batch_size)
     first = tf.constant((int(settings.seed) << 20) + int(stream), tf.int64)
 
@@ -108,8 +114,9 @@ def train_probes(train: tuple[np.ndarray, np.ndarray], train_labels: np.ndarray,
     params = {}
     for k, name in enumerate(cols):
         bound = 1.0 / math.sqrt(len(cols[name]))
-        params[name] = (tf.Variable(tf.random.stateless_uniform([len(cols[name]), 10], seed(3, k, 0), -bound, bound)),
-                        tf.Variable(tf.random.stateless_uniform([10], seed(3, k, 1), -bound, bound)))
+        params[name] = (tf.Variable(tf.random.stateless_uniform([len(cols[name]), num_classes], seed(3, k, 0), -bound,
+                                                                bound)),
+                        tf.Variable(tf.random.stateless_uniform([num_classes], seed(3, k, 1), -bound, bound)))
     variables = [v for pair in params.values() for v in pair]
     moments = [(tf.Variable(tf.zeros_like(v)), tf.Variable(tf.zeros_like(v))) for v in variables]
     t = tf.Variable(0.0)

@@ -9,8 +9,10 @@ entries, and the ``--metrics`` help text lists them. A new metric is a module wi
 registration line here.
 
 Which models a group applies to follows from the modality kinds and datasets: coherence needs a classifier for
-every modality's kind (``mmali_tf.kinds``) and same-label tuples; the latent probe needs class labels shared by the
-train and test splits (datasets paired by label); CCA correlation needs two or more feature-vector modalities.
+every modality's kind (``mmali_tf.kinds``) and labelled tuples; the latent probe needs class labels in the train
+and test splits (datasets paired by label, or paired by row with labels in every file: :func:`labelled`); CCA
+correlation needs two or more feature-vector modalities, or image modalities paired by row without labels
+(:func:`correlation_modalities`).
 """
 
 from __future__ import annotations
@@ -72,17 +74,43 @@ def _dataset_pairing(config) -> str:
     return DATASETS.get(config.model.modalities[0].dataset).pairing
 
 
+def labelled(config) -> bool:
+    """Whether every modality's data carries class labels: always for datasets paired by label; for datasets
+    paired by row, when each dataset says so for its modality (``Dataset.has_labels``, e.g. image files with
+    ``labels``)."""
+    from mmali_tf.data import DATASETS
+
+    if _dataset_pairing(config) == "label":
+        return True
+    for spec in config.model.modalities:
+        dataset = DATASETS.get(spec.dataset)
+        if dataset.has_labels is None or not dataset.has_labels(config.data.data_dir, spec.name):
+            return False
+    return True
+
+
+def _may_have_labels(config) -> bool:
+    """Some dataset of a config paired by row can carry labels (so the reasons below name them)."""
+    from mmali_tf.data import DATASETS
+
+    return any(DATASETS.get(s.dataset).has_labels is not None for s in config.model.modalities)
+
+
 def _coherence_applies(config) -> str:
     missing = [s.name for s in config.model.modalities if kinds.kind_of(s).classifier() is None]
     if missing:
         return f"no coherence classifier for the kind of {', '.join(missing)}"
-    if _dataset_pairing(config) != "label":
+    if not labelled(config):
+        if _may_have_labels(config):
+            return "coherence needs class labels in every modality's train and test files; these have none"
         return "coherence scores same-label tuples; these datasets are paired by row"
     return ""
 
 
 def _latent_applies(config) -> str:
-    if _dataset_pairing(config) != "label":
+    if not labelled(config):
+        if _may_have_labels(config):
+            return "the probe needs class labels in every modality's train and test files; these have none"
         return "the probe needs class labels shared by train and test (datasets paired by label)"
     return ""
 
@@ -92,8 +120,29 @@ def feature_modalities(config) -> list[str]:
     return [s.name for s in config.model.modalities if kinds.kind_of(s).examples == kinds.FEATURES]
 
 
+def _row_paired_images(config) -> list[str]:
+    if _dataset_pairing(config) == "label":
+        return []
+    return [s.name for s in config.model.modalities if kinds.kind_of(s).examples == kinds.PIXELS]
+
+
+def correlation_modalities(config) -> list[str]:
+    """The modalities the CCA correlation metric compares, in config order: every feature modality, and the image
+    modalities of datasets paired by row when coherence does not apply (their data has no labels, or another
+    modality has no classifier)."""
+    images = _row_paired_images(config)
+    if images and not _coherence_applies(config):
+        images = []
+    return [s.name for s in config.model.modalities if s.name in images or s.name in feature_modalities(config)]
+
+
 def _correlation_applies(config) -> str:
-    return "" if len(feature_modalities(config)) >= 2 else "CCA correlation needs two or more feature modalities"
+    if len(correlation_modalities(config)) >= 2:
+        return ""
+    if _row_paired_images(config):
+        return ("CCA correlation needs two or more feature modalities, or image modalities without labels "
+                "(labelled images are scored by coherence)")
+    return "CCA correlation needs two or more feature modalities"
 
 
 # ------------------------------------------------------------------------------------------------ runners
@@ -137,7 +186,7 @@ def _run_joint(ctx) -> dict:
 def _run_correlation(ctx) -> dict:
     from mmali_tf.evaluation import correlation
 
-    return correlation.correlation_metrics(ctx, feature_modalities(ctx.config))
+    return correlation.correlation_metrics(ctx, correlation_modalities(ctx.config))
 
 
 # ------------------------------------------------------------------------------------------------ descriptions
@@ -210,7 +259,7 @@ METRICS.register(Metric(
     describe=lambda key: "synergy: geometric-mean joint content + own style, over the test pairs",
     needs_classifiers=True))
 METRICS.register(Metric(
-    name="correlation", description="CCA correlation of feature modalities (CUB)", applies=_correlation_applies,
+    name="correlation", description="CCA correlation of feature or unlabelled image modalities (CUB)", applies=_correlation_applies,
     run=_run_correlation, keys=rf"correlation/{_NAME}", value_range=(-1.0, 1.0), percent=False,
     describe=_describe_correlation, sort_key=_correlation_order))
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from mmali_tf.errors import ConfigError
-from mmali_tf.kinds import cub_caption, cub_image, mnist, svhn, vector
+from mmali_tf.kinds import cub_caption, cub_image, image, mnist, svhn, vector
 from mmali_tf.kinds.base import FEATURES, PIXELS, ClassifierSpec, InputSpec, ModalityKind, ReferenceNames
 from mmali_tf.registry import Registry
 
@@ -22,6 +22,7 @@ KINDS.register(svhn.KIND)
 KINDS.register(cub_caption.KIND)
 KINDS.register(cub_image.KIND)
 KINDS.register(vector.KIND)
+KINDS.register(image.KIND)
 
 __all__ = ["FEATURES", "KINDS", "PIXELS", "ClassifierSpec", "InputSpec", "ModalityKind", "ReferenceNames", "get",
            "kind_of", "input_spec", "apply_modality_options", "modality_option_help"]
@@ -42,41 +43,66 @@ def input_spec(spec) -> InputSpec:
     return kind_of(spec).input_spec(spec)
 
 
+def _is_int_option(key: str) -> bool:
+    import typing
+
+    from mmali_tf.config import ModalitySpec
+
+    return typing.get_type_hints(ModalitySpec)[key] is int
+
+
 def _parse_value(key: str, text: str, entry: str):
+    integer = _is_int_option(key)
     try:
-        if key == "feature_dim":
+        if integer:
             return int(text)
         return tuple(int(v) for v in text.replace("/", ",").split(",") if v.strip())
     except ValueError:
         raise ConfigError(f"--modality_option {entry!r}: {key} takes "
-                          f"{'an integer' if key == 'feature_dim' else 'comma-separated integers'}") from None
+                          f"{'an integer' if integer else 'comma-separated integers'}") from None
+
+
+def _assignments(text: str) -> list[tuple[str, str]]:
+    """``"height=64,width=48"`` -> [("height", "64"), ("width", "48")]; a comma-separated part without ``=``
+    continues the previous value (``"encoder_hidden=512,128"`` -> [("encoder_hidden", "512,128")])."""
+    out: list[list[str]] = []
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if sep or not out:
+            out.append([key.strip(), value.strip() if sep else ""])
+        else:
+            out[-1][1] += "," + part
+    return [(key, value) for key, value in out]
 
 
 def apply_modality_options(specs: Sequence, entries: Iterable[str]) -> tuple:
-    """``specs`` (ModalitySpecs) with ``NAME:KEY=VALUE`` entries applied, e.g. ``text:feature_dim=768`` or
-    ``text:encoder_hidden=384,192,96``. KEY must be an option of the modality's kind."""
+    """``specs`` (ModalitySpecs) with ``NAME:KEY=VALUE[,KEY=VALUE...]`` entries applied, e.g.
+    ``text:feature_dim=768``, ``text:encoder_hidden=384,192,96`` or ``photo:height=64,width=64,channels=3``. Each
+    KEY must be an option of the modality's kind."""
     import dataclasses
 
     by_name = {spec.name: spec for spec in specs}
     for entry in entries:
         name, _, assignment = entry.partition(":")
-        key, _, value = assignment.partition("=")
-        if not name or not key or not value:
-            raise ConfigError(f"--modality_option {entry!r} must be NAME:KEY=VALUE")
+        pairs = _assignments(assignment) if assignment else []
+        if not name or not pairs or not all(key and value for key, value in pairs):
+            raise ConfigError(f"--modality_option {entry!r} must be NAME:KEY=VALUE (or NAME:KEY=VALUE,KEY=VALUE)")
         if name not in by_name:
             raise ConfigError(f"--modality_option {entry!r}: no modality {name!r} (modalities: "
                               f"{', '.join(by_name)})")
         kind = kind_of(by_name[name])
-        if key not in kind.options:
-            allowed = ", ".join(kind.options) if kind.options else "none (its networks are fixed)"
-            raise ConfigError(f"--modality_option {entry!r}: kind {kind.name!r} has no option {key!r} (options: "
-                              f"{allowed})")
-        by_name[name] = dataclasses.replace(by_name[name], **{key: _parse_value(key, value, entry)})
+        for key, value in pairs:
+            if key not in kind.options:
+                allowed = ", ".join(kind.options) if kind.options else "none (its networks are fixed)"
+                raise ConfigError(f"--modality_option {entry!r}: kind {kind.name!r} has no option {key!r} "
+                                  f"(options: {allowed})")
+            by_name[name] = dataclasses.replace(by_name[name], **{key: _parse_value(key, value, entry)})
     return tuple(by_name[spec.name] for spec in specs)
 
 
 def modality_option_help() -> str:
     """Help text of ``--modality_option``: the kinds that take options and their option names."""
     parts = [f"{kind.name}: {', '.join(kind.options)}" for kind in KINDS.entries() if kind.options]
-    return ("Per-modality options, NAME:KEY=VALUE (repeat the flag), e.g. text:feature_dim=768 or "
-            "text:encoder_hidden=384,192,96. Options by kind: " + ("; ".join(parts) or "none"))
+    return ("Per-modality options, NAME:KEY=VALUE[,KEY=VALUE...] (repeat the flag), e.g. text:feature_dim=768, "
+            "text:encoder_hidden=384,192,96 or photo:height=64,width=64,channels=3. Options by kind: "
+            + ("; ".join(parts) or "none"))

@@ -53,14 +53,19 @@ class ClassifierSpec:
     """The coherence classifier of an image kind (docs/authors_code.md, section 2.1).
 
     Attributes:
-        build: ``build(protocol, seed) -> keras.Model``, images in [0, 1] -> 10 logits.
+        build: ``build(protocol, seed) -> keras.Model``, images in [0, 1] -> 10 logits; for a ``sized`` classifier
+            ``build(protocol, seed, input_shape, num_classes)``.
         default_epochs: training epochs when not overridden (``classifiers.TrainSettings``).
         always_on_dropout_in_reference: the reference protocol keeps a dropout active at inference (MNIST's bug).
+        sized: the architecture follows the data: its image shape and its number of classes (max label + 1) are
+            read from the train split and recorded with the weights (the ``image`` kind); otherwise the kind's fixed
+            image shape and 10 digit classes.
     """
 
-    build: Callable[[str, int], Any]
+    build: Callable[..., Any]
     default_epochs: int
     always_on_dropout_in_reference: bool = False
+    sized: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,10 +119,15 @@ class ModalityKind:
         from mmali_tf.config import ModalitySpec
 
         defaults = ModalitySpec(name="", kind="", dataset="")
-        for key in ("feature_dim", "encoder_hidden", "x_hidden", "z_hidden", "head_hidden"):
+        for key in option_fields():
             if key not in self.options and getattr(spec, key) != getattr(defaults, key):
                 raise ConfigError(f"modality {spec.name!r}: kind {self.name!r} takes no {key} (it has fixed "
                                   f"networks), got {getattr(spec, key)!r}")
+
+    def option_hint(self, spec, found_shape: tuple[int, ...], source: str) -> str:
+        """A hint appended to the error when a dataset's examples (one of shape ``found_shape``, read from
+        ``source``) do not fit the modality's networks, e.g. the ``--modality_option`` that would fit; "" for none."""
+        return ""
 
     # ------------------------------------------------------------------ networks (Keras functional models)
     def encoder(self, spec, latent_dim: int, name: str):
@@ -150,8 +160,25 @@ class ModalityKind:
         ``labels`` (one per row) and ``title`` written on it (:func:`mmali_tf.images.tile`)."""
         raise NotImplementedError
 
+    def cca_view(self, spec, examples: np.ndarray) -> np.ndarray:
+        """The float32 ``[N, D]`` vectors the CCA correlation metric fits and scores for examples of this modality
+        (float32 ``[N, *input_shape]``, as the networks see them). The default flattens them."""
+        examples = np.asarray(examples, np.float32)
+        return examples.reshape(len(examples), -1)
+
     def __repr__(self) -> str:
         return f"<modality kind {self.name}>"
+
+
+COMMON_FIELDS = ("name", "kind", "dataset", "quarter_turns", "rec_weight")
+"""The ``ModalitySpec`` fields every kind reads; the other fields are kind options."""
+
+
+def option_fields() -> tuple[str, ...]:
+    """The ``ModalitySpec`` fields that are kind options (``feature_dim``, the widths, the image size, ...)."""
+    from mmali_tf.config import ModalitySpec
+
+    return tuple(f.name for f in dataclasses.fields(ModalitySpec) if f.name not in COMMON_FIELDS)
 
 
 def check_widths(value, what: str) -> tuple[int, ...]:

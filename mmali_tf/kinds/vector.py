@@ -37,5 +37,8 @@ class VectorKind(FeatureKind):
         given = {key: check_widths(getattr(spec, key), f"modality {spec.name!r}: {key}") for key in WIDTH_OPTIONS}
         return dataclasses.replace(widths, **{key: value for key, value in given.items() if value})
 
+    def option_hint(self, spec, found_shape, source):
+        return f"set --modality_option={spec.name}:feature_dim={found_shape[0]}" if len(found_shape) == 1 else ""
+
 
 KIND = VectorKind()

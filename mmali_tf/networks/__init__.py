@@ -1,8 +1,8 @@
 """Neural networks of mmali_tf (docs/authors_code.md, section 2): encoders, decoders and spectrally normalised discriminators.
 
 Use the ``build_*`` functions of :mod:`mmali_tf.networks.registry` (re-exported here), which take a modality kind
-string (``"mnist"``, ``"svhn"``, ``"cub_caption"``, ``"cub_image"``) or a ``ModalitySpec`` and build through the kind's
-module in :mod:`mmali_tf.kinds`. All networks are Keras functional models with fixed input shapes; all kernels
+string (``"mnist"``, ``"svhn"``, ``"cub_caption"``, ``"cub_image"``) or a ``ModalitySpec`` (needed by the kinds
+sized by their options, ``vector`` and ``image``) and build through the kind's module in :mod:`mmali_tf.kinds`. All networks are Keras functional models with fixed input shapes; all kernels
 are N(0, 0.02) and all biases zero; discriminators use :class:`SNDense` / :class:`SNConv2D`, a port of
 ``torch.nn.utils.spectral_norm`` (one power iteration per ``training=True`` call, gradient through sigma).
 ``xz_critic`` / ``joint_critic`` give the :class:`Critic` through which the objective scores named tuples with a

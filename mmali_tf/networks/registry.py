@@ -46,14 +46,16 @@ JOINT_ARCHITECTURE_REGISTRY.register(JointArchitecture(
 
 
 def _image_shapes() -> dict[str, tuple[int, ...]]:
-    return {k.name: k.input_spec(None).shape for k in KINDS.entries() if k.examples == kinds_registry.PIXELS}
+    return {k.name: k.input_spec(None).shape for k in KINDS.entries()
+            if k.examples == kinds_registry.PIXELS and not k.options}
 
 
 KIND_NAMES: Sequence[str] = KINDS.live_names()
 """The registered modality kinds (a live view of the registry)."""
 
 IMAGE_SHAPES: Mapping[str, tuple[int, ...]] = LiveMapping(_image_shapes)
-"""NHWC image shape (without batch axis) of each image kind (a live view of the kinds registry)."""
+"""NHWC image shape (without batch axis) of each image kind with fixed networks (a live view of the kinds registry;
+the ``image`` kind's shape is its modality's options, :func:`input_shape`)."""
 
 JOINT_ARCHITECTURES: Sequence[str] = JOINT_ARCHITECTURE_REGISTRY.live_names()
 """``"dot"`` (bilinear critic, exactly two modalities), ``"concat"`` and ``"feature_concat"`` (concatenation MLPs,
