@@ -322,7 +322,8 @@ def runs(tmp_path_factory):
     evaluate an unlabelled one, the classifier tool, and the failing cases."""
     root = tmp_path_factory.mktemp("images")
     write_images(root / "lab")
-    write_images(root / "unl", labels=False, seed=1)
+    # the CCA fit needs more train tuples than its views have dimensions (rgbd 9x8x4 + depth 8x8 cells)
+    write_images(root / "unl", labels=False, seed=1, rows={"train": 480, "test": ROWS["test"]})
     lab, unl, export_dir = root / "runs" / "lab", root / "runs" / "unl", root / "exports" / "img" / "1"
     env = {"MMALI_CLASSIFIER_DIR": None, "TF_CPP_MIN_LOG_LEVEL": "3"}
     cases = {
@@ -428,7 +429,7 @@ FRESH = textwrap.dedent('''
         sig["encode_rgbd"](images=tf.zeros([2, 16, 16, 4]))
         wrong_shape = None
     except Exception as exc:  # noqa: BLE001
-        wrong_shape = type(exc).__name__ + ": " + str(exc).splitlines()[0]
+        wrong_shape = type(exc).__name__ + ": " + getattr(exc, "message", str(exc))
     np.savez(sys.argv[3], translated=translated, mean=codes["mean"].numpy())
     out.update(uint8_vs_float=float(np.max(np.abs(translated - as_float))),
                encode_decode_vs_translate=float(np.max(np.abs(decoded - as_float))),
