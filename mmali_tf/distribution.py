@@ -59,7 +59,7 @@ def resolve(config):
 BF16_CPU_FLAGS: tuple[str, ...] = ("avx512_bf16", "amx_bf16")
 """/proc/cpuinfo flags of a bf16 dot-product instruction (any one suffices): AVX512-BF16, AMX-BF16."""
 
-BF16_CHECKED_CONFIGS: frozenset[str] = frozenset()
+BF16_CHECKED_CONFIGS: frozenset[str] = frozenset({"multimnist_m2"})
 """Configs (by ``ExperimentConfig.name``, the preset's name) whose bf16 training passed the equal-budget check
 against fp32 (BUILD.md, "Mixed precision"); ``precision=auto`` picks bf16 only for these."""
 

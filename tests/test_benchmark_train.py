@@ -37,6 +37,9 @@ def test_mnist_svhn_data_is_mnist_beside_the_svhn_files(tmp_path):
     svhn.mkdir()
     (svhn / "train_32x32.mat").write_bytes(b"x")
     (svhn / "test_32x32.mat").write_bytes(b"y")
+    before = set(flags.FLAGS)
+    if "svhn_dir" not in flags.FLAGS:
+        bench.define_flags()  # the tool's flags, removed again below: they share names with the training flags
     flags.FLAGS(["prog", f"--data_dir={DATA_DIR}", f"--svhn_dir={svhn}"])
     try:
         both = Path(bench.data_dir_for("mnist_svhn", tmp_path))
@@ -45,6 +48,8 @@ def test_mnist_svhn_data_is_mnist_beside_the_svhn_files(tmp_path):
         assert bench.data_dir_for("multimnist_m2", tmp_path) == DATA_DIR
     finally:
         flags.FLAGS.unparse_flags()
+        for name in set(flags.FLAGS) - before:
+            delattr(flags.FLAGS, name)
 
 
 def test_a_short_run_of_the_production_loop_against_a_baseline(tmp_path):

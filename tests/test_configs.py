@@ -76,12 +76,21 @@ def test_cub_preset_is_the_readme_config():
         ("caption", "cub_caption", 1000.0), ("image", "cub_image", 1.0)]  # caption first: the authors' key order
 
 
-def test_quickstart_is_the_mnist_svhn_model_on_embedded_data():
-    quick, readme = configs.build("quickstart"), configs.build("mnist_svhn")
-    assert quick.loss == readme.loss
-    assert dataclasses.replace(quick.model, modalities=readme.model.modalities) == readme.model
-    assert [m.dataset for m in quick.model.modalities] == ["digits_grey28", "digits_colour32"]
-    assert quick.train.max_iter == 600
+def test_quickstart_is_multimnist_m2_on_embedded_digits_with_the_demo_settings():
+    quick, m2 = configs.build("quickstart"), configs.build("multimnist_m2")
+    assert quick.loss == m2.loss
+    assert dataclasses.replace(quick.model, modalities=m2.model.modalities, joint_architecture="concat") == m2.model
+    assert [(m.name, m.dataset, m.kind, m.quarter_turns) for m in quick.model.modalities] == [
+        ("upright", "digits_grey28", "mnist", 0), ("rotated", "digits_grey28", "mnist", 1)]
+    assert_matches(quick, {"model.joint_architecture": "feature_concat", "train.max_iter": 5000, "train.lr": 5e-4,
+                           "train.ema_start": 2000, "train.ema_decay": 0.999, "train.eval_at_end": True})
+
+
+def test_tiny_is_the_mnist_svhn_model_on_embedded_data():
+    tiny, readme = configs.build("tiny"), configs.build("mnist_svhn")
+    assert tiny.loss == readme.loss
+    assert dataclasses.replace(tiny.model, modalities=readme.model.modalities) == readme.model
+    assert [m.dataset for m in tiny.model.modalities] == ["digits_grey28", "digits_colour32"]
 
 
 def test_presets_are_read_from_the_package_not_the_working_directory(tmp_path):

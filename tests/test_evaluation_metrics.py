@@ -66,6 +66,8 @@ def marker_decoder(kind, quarter_turns=0, constant=None):
 
 
 class StubClassifier:
+    output_shape = (None, 10)  # ten classes, as a Keras digit classifier reports them
+
     def __call__(self, x, training=False):
         return 10.0 * x[:, 0, :10, 0]
 
