@@ -28,6 +28,9 @@ def main(argv) -> None:
                           evaluate_fn=_evaluator(config))
     where = result["checkpoint"] or "kept by the chief"
     print(f"done: step {result['step']}, checkpoint {where}, weights {result['weights_digest']}", flush=True)
+    if result["sample_grids"]:
+        print(f"sample grids (rows: original, reconstruction, translation from each other modality, joint "
+              f"posterior, prior sample): {', '.join(result['sample_grids'])}", flush=True)
 
 
 def _evaluator(config):

@@ -229,8 +229,11 @@ def run(config: ExperimentConfig, workdir: str, print_fn=print, evaluate_fn=None
     checkpoints = _CheckpointWriter(model, workdir, role, t.keep_checkpoints, t.keep_steps)
     grids = image_batch(splits, pairs, config.data.seed) if role.is_chief else None
 
+    written_grids: list[str] = []
+
     def write_images(step):
-        images.write_grids(images.translation_grids(model, grids), step, os.path.join(workdir, "samples"), writer)
+        written_grids[:] = images.write_grids(images.translation_grids(model, grids), step,
+                                              os.path.join(workdir, "samples"), writer)
         writer.flush()
 
     evaluate = (lambda step: evaluate_fn(model, step)) if evaluate_fn is not None and role.is_chief else None
@@ -259,7 +262,8 @@ def run(config: ExperimentConfig, workdir: str, print_fn=print, evaluate_fn=None
         writer.flush()
     summary = {"step": step, "checkpoint": checkpoints.manager.latest_checkpoint if role.is_chief else None,
                "seconds": elapsed, "role": role.describe(), "weights_digest": weights_digest(model),
-               "steps_per_sec": (step - start_step) / elapsed if elapsed > 0 and step > start_step else None}
+               "steps_per_sec": (step - start_step) / elapsed if elapsed > 0 and step > start_step else None,
+               "sample_grids": list(written_grids)}
     logging.info("training summary: %s", summary)
     return {**summary, "model": model}
 

@@ -481,7 +481,14 @@ def get_classifier(kind: str, dataset: str, train: Split, test: Split, directory
 def unrotate(images: tf.Tensor, quarter_turns: int) -> tf.Tensor:
     """Undo ``np.rot90(images, k=quarter_turns, axes=(1, 2))`` on NHWC images."""
     k = (-int(quarter_turns)) % 4
-    return tf.image.rot90(images, k=k) if k else images
+    # Reverses and transposes, not tf.image.rot90: its graph trips a grappler optimizer into printing warnings.
+    if k == 1:
+        return tf.transpose(tf.reverse(images, [2]), [0, 2, 1, 3])
+    if k == 2:
+        return tf.reverse(images, [1, 2])
+    if k == 3:
+        return tf.transpose(tf.reverse(images, [1]), [0, 2, 1, 3])
+    return images
 
 
 class ModalityClassifier:
