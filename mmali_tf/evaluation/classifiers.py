@@ -331,9 +331,10 @@ def train_classifier(kind: str, train: Split, test: Split, protocol: str = "clea
         if score > best[0]:
             best = (score, epoch, [w.copy() for w in model.get_weights()])
         elapsed = time.perf_counter() - started
-        print_fn(f"  {kind} classifier on {train.source.split(' ')[0]}: epoch {epoch}/{epochs} loss "
-                 f"{np.mean(losses):.4f} selection acc {score:.4f} ({elapsed:.0f} s, ETA "
-                 f"{elapsed / epoch * (epochs - epoch):.0f} s)")
+        if epoch == 1 or epoch == epochs or epoch % max(1, epochs // 10) == 0:  # about ten progress lines
+            print_fn(f"  {kind} classifier on {train.source.split(' ')[0]}: epoch {epoch}/{epochs} loss "
+                     f"{np.mean(losses):.4f} selection acc {score:.4f} ({elapsed:.0f} s, ETA "
+                     f"{elapsed / epoch * (epochs - epoch):.0f} s)")
     model.set_weights(best[2])
     test_acc = accuracy(predict, test.images, test.labels)
     info = {
