@@ -1,4 +1,4 @@
-"""CUB caption/image features: the on-disk format, its loader and writer (reference section 1.5).
+"""CUB caption/image features: the on-disk format, its loader and writer (docs/authors_code.md, section 1.5).
 
 Format (one directory per split, ``<data_dir>/cub/train/`` and ``<data_dir>/cub/test/``):
 

@@ -1,4 +1,4 @@
-"""Multi-view CCA and the CUB correlation score (reference sections 7.3 and 11; ``utils.cca``, ``eval_cap_img_ft.py``).
+"""Multi-view CCA and the CUB correlation score (docs/authors_code.md, section 4.3; ``utils.cca``, ``eval_cap_img_ft.py``).
 
 The score of a caption/image pair is the cosine similarity of the two views after each is centred and projected
 onto the top ``k = 40`` canonical directions fitted on the train pairs. The projections are the reference's, which

@@ -1,4 +1,4 @@
-"""CCA correlation of feature modalities: the authors' CUB score (reference section 7.3, docs/authors_code.md 4.3),
+"""CCA correlation of feature modalities: the authors' CUB score (docs/authors_code.md, section 4.3),
 also used for image modalities without labels (each image seen through its kind's CCA view: scaled to [0, 1] and
 average-pooled to at most 8x8 cells per channel, :meth:`mmali_tf.kinds.image.SizedImageKind.cca_view`).
 

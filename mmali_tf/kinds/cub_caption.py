@@ -1,5 +1,5 @@
 """The ``cub_caption`` kind: CUB's 1,024-d char-CNN-RNN caption embeddings with the authors' networks
-(``models/cub_caption.py``: ``EncoderFT``, ``DecoderFT``, ``XZDiscriminatorFT``; reference section 3.5)."""
+(``models/cub_caption.py``: ``EncoderFT``, ``DecoderFT``, ``XZDiscriminatorFT``; docs/authors_code.md, section 2.2)."""
 
 from mmali_tf.kinds.features import CUB_REFERENCE_NAMES, FeatureKind
 

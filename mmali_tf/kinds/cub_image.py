@@ -1,5 +1,5 @@
 """The ``cub_image`` kind: CUB's 2,048-d ResNet-101 image features with the authors' networks
-(``models/cub_image.py``: ``EncoderFT``, ``DecoderFT``, ``XZDiscriminatorFT``; reference section 3.5)."""
+(``models/cub_image.py``: ``EncoderFT``, ``DecoderFT``, ``XZDiscriminatorFT``; docs/authors_code.md, section 2.2)."""
 
 from mmali_tf.kinds.features import CUB_REFERENCE_NAMES, FeatureKind
 

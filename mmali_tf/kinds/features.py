@@ -1,5 +1,5 @@
 """Feature-vector kinds: a modality whose examples are float32 vectors ``[D]`` modelled with the authors' CUB MLPs
-(``networks/features.py``, reference section 3.5), for any widths.
+(``networks/features.py``, docs/authors_code.md, section 2.2), for any widths.
 
 :class:`FeatureKind` is the common part; a concrete kind says where its widths come from (:meth:`widths`): fixed
 (``cub_caption``, ``cub_image``) or read from the modality spec (``vector``). Features are used as they are (no

@@ -1,4 +1,4 @@
-"""Networks for feature-vector modalities, e.g. CUB's caption and image features (reference section 3.5).
+"""Networks for feature-vector modalities, e.g. CUB's caption and image features (docs/authors_code.md, section 2.2).
 
 The reference builds every CUB network from one argument, the feature size ``channels`` (1,024 for the char-CNN-RNN
 caption embeddings, 2,048 for the ResNet-101 image features), in ``models/cub_caption.py``, ``models/cub_image.py``
