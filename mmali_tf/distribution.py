@@ -24,10 +24,9 @@ def resolve_execution(xla: bool | None, intra_op_threads: int, inter_op_threads:
     """Fill in "auto" execution settings (``xla=None``, negative thread counts) for this machine.
 
     With an accelerator: XLA on, TensorFlow's default threads (0). On a CPU-only machine: XLA off (XLA's CPU
-    convolutions are slower than oneDNN's here) and two ops at a time, each on half of the cores. The step is a
-    wide graph of mid-sized ops (several discriminators, several modalities), and on the 2-core benchmark machine
-    running two single-threaded ops side by side beats TensorFlow's default of every op on all cores by 9-58%
-    (BUILD.md, "Speed on CPU"). Explicit values are kept as given; so is a count set through TensorFlow's
+    convolutions are slower than oneDNN's) and two ops at a time, each on half of the cores: the step is a wide
+    graph of mid-sized ops (several discriminators, several modalities), where ops side by side beat every op on all
+    cores (BUILD.md, "Speed on CPU", has the measurements). Explicit values are kept as given; so is a count set through TensorFlow's
     environment variables (``TF_NUM_INTRAOP_THREADS``, ``TF_NUM_INTEROP_THREADS``), which "auto" leaves at 0.
     """
     accelerated = bool(tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU"))

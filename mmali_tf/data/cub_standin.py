@@ -1,4 +1,4 @@
-"""A synthetic stand-in for the CUB caption/image features (CUB and the StackGAN release are not on this machine).
+"""A synthetic stand-in for the CUB caption/image features (for machines without CUB and the StackGAN release).
 
 NOT CUB. The arrays have CUB's shapes and pairing (2,048-d "image features", 10 x 1,024-d "caption features" per
 image, 200 classes split class-disjointly into 150 train and 50 test classes) and are written in the format of

@@ -1,4 +1,4 @@
-"""A synthetic stand-in for SVHN cropped digits (SVHN itself cannot be downloaded on this machine).
+"""A synthetic stand-in for SVHN cropped digits (for machines that cannot download SVHN).
 
 NOT genuine SVHN. Every image is a 32x32 colour crop of a rendered "house number": the labelled digit
 in the middle, often with neighbouring digits partly visible at the left/right edges, as in SVHN's

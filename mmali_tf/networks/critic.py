@@ -143,8 +143,8 @@ def merge_critic(model: keras.Model, merge_layer: str, batched: bool = False, **
     """A critic whose x-parts end at the inputs of ``merge_layer`` (a ``Concatenate`` or ``Dot`` layer), scoring
     each tuple in its own forward unless ``batched``: these are the convolutional and the large critics, whose
     tuples as separate forwards are independent chains of large products that the cores run side by side, where one
-    batched forward would be one long chain on one core (one thread per op, the CPU default; measured faster on 2
-    cores, BUILD.md "Speed").
+    batched forward would be one long chain on one core (one thread per op, the CPU default; BUILD.md, "Speed on
+    CPU", has the measurements).
 
     The x-part of image input k is the sub-model from that input to the merge layer's k-th input; the head is the
     sub-model from those features and the remaining inputs (named ``*_z``) to the output. The sub-models share the

@@ -337,7 +337,7 @@ class SNConv2D(_SpectralNormLayer):
         inputs = tf.cast(inputs, self.compute_dtype)
         if self._covers_input(inputs):
             # The same sums as the convolution (NHWC rows flatten in the kernel's (h, w, c) order), as one matmul:
-            # oneDNN runs this 1x1-output convolution and its gradients 2-3x slower than the matmul.
+            # oneDNN runs this 1x1-output convolution and its gradients slower than the matmul (BUILD.md, "Speed on CPU").
             rows = tf.reshape(inputs, [-1, math.prod(self.kernel_size) * inputs.shape[-1]])
             outputs = tf.matmul(rows, tf.reshape(kernel, [-1, self.filters]))
             outputs = tf.reshape(outputs, [-1, 1, 1, self.filters])
