@@ -138,6 +138,7 @@ _import_tensorflow_stoppably()
 
 from absl import app, flags  # noqa: E402
 
+from mmali_tf import checks  # noqa: E402
 from mmali_tf import config as config_lib  # noqa: E402
 from mmali_tf.config import ExperimentConfig, ModalitySpec  # noqa: E402
 from mmali_tf.errors import ConfigError, MMALIError, os_reason  # noqa: E402
@@ -310,7 +311,8 @@ def _show(value) -> str:
 
 
 def config_from_flags(flag_values=None) -> ExperimentConfig:
-    """The preset of ``--config`` with every config flag that was given (command line or flagfile) applied."""
+    """The preset of ``--config`` with every config flag that was given (command line or flagfile) applied,
+    validated and its registry names checked (:func:`mmali_tf.checks.check_registered`)."""
     from mmali_tf import configs
 
     from mmali_tf import kinds
@@ -322,7 +324,7 @@ def config_from_flags(flag_values=None) -> ExperimentConfig:
     if values.modality_option:
         modalities = kinds.apply_modality_options(config.model.modalities, values.modality_option)
         config = config.replace(model=dict(modalities=tuple(modalities)))
-    return config.validate()
+    return checks.check_registered(config.validate())
 
 
 def resolved_config_from_flags() -> ExperimentConfig:

@@ -192,6 +192,12 @@ class ExperimentConfig:
         return dataclasses.replace(self, **changes)
 
     def validate(self) -> "ExperimentConfig":
+        """``self`` if every value is in range and consistent, else ``ConfigError`` naming the setting.
+
+        Values only: whether the kinds, datasets and joint architecture it names are registered is checked by
+        :func:`mmali_tf.checks.check_registered` where a run starts, so validating imports nothing beyond this
+        module.
+        """
         for section in (self, self.data, self.model, self.loss, self.train):
             _check_settings(section)
         m, t, d = self.model, self.train, self.data
@@ -200,14 +206,8 @@ class ExperimentConfig:
             raise ConfigError(f"need at least 2 modalities, got {list(names)}")
         if len(set(names)) != len(names):
             raise ConfigError(f"modality names must be unique, got {list(names)}")
-        _validate_kinds_and_datasets(m.modalities)
         if not 0 <= m.style_dim < m.latent_dim:
             raise ConfigError(f"style_dim must be in [0, latent_dim), got style_dim={m.style_dim} latent_dim={m.latent_dim}")
-        from mmali_tf.networks.registry import JOINT_ARCHITECTURES
-
-        if m.joint_architecture not in JOINT_ARCHITECTURES:
-            raise ConfigError(f"joint_architecture must be one of {', '.join(JOINT_ARCHITECTURES)}, got "
-                              f"{m.joint_architecture!r}")
         if m.joint_architecture == "dot" and len(names) != 2 and m.discriminator == "factorized":
             raise ConfigError("the 'dot' joint discriminator needs exactly 2 modalities; use 'concat'")
         for name, count in d.extra_unpaired:
@@ -281,27 +281,3 @@ def _check_settings(section) -> None:
         if meta["upper"] is not None and value > meta["upper"]:
             raise ConfigError(f"{where} must be <= {meta['upper']}, got {value}")
 
-
-def _validate_kinds_and_datasets(modalities) -> None:
-    """Each modality's kind and dataset are registered, the kind accepts the spec's fields, the dataset delivers
-    what the kind models (pixels or feature vectors), and all datasets pair their examples the same way."""
-    from mmali_tf import kinds
-    from mmali_tf.data import datasets
-
-    pairings = {}
-    for spec in modalities:
-        if spec.kind not in kinds.KINDS:
-            raise ConfigError(f"modality {spec.name!r}: unknown network kind {spec.kind!r} (choose from "
-                              f"{', '.join(kinds.KINDS.names())})")
-        if spec.dataset not in datasets.DATASETS:
-            raise ConfigError(f"modality {spec.name!r}: unknown dataset {spec.dataset!r} (choose from "
-                              f"{', '.join(datasets.DATASETS.names())})")
-        kind, dataset = kinds.KINDS.get(spec.kind), datasets.DATASETS.get(spec.dataset)
-        kind.check(spec)
-        if dataset.examples != kind.examples:
-            raise ConfigError(f"modality {spec.name!r}: dataset {spec.dataset!r} holds {dataset.examples}, but "
-                              f"kind {spec.kind!r} models {kind.examples}")
-        pairings.setdefault(dataset.pairing, spec.dataset)
-    if len(pairings) > 1:
-        raise ConfigError("datasets paired by label and datasets paired by row cannot be mixed: "
-                          + ", ".join(f"{name} ({how})" for how, name in pairings.items()))

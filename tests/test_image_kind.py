@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from mmali_tf import kinds
+from mmali_tf.checks import check_registered
 from mmali_tf.config import DataConfig, ExperimentConfig, LossConfig, ModalitySpec, ModelConfig, TrainConfig
 from mmali_tf.data import datasets
 from mmali_tf.errors import ConfigError, DataError
@@ -114,7 +115,7 @@ def test_options_are_validated(options, fragment):
         modalities=(spec(**options), spec("q", height=16, width=16, channels=1))), loss=LossConfig(),
         train=TrainConfig(batch_size=8))
     with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
-        config.validate()
+        check_registered(config.validate())
 
 
 def test_modality_option_takes_several_keys():
