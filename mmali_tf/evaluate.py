@@ -28,6 +28,7 @@ from absl import flags  # noqa: E402
 
 from mmali_tf import checks  # noqa: E402
 from mmali_tf.errors import ConfigError, MMALIError  # noqa: E402
+from mmali_tf.evaluation.progress import format_seconds  # noqa: E402
 
 CLASSIFIER_DIR_ENV = "MMALI_CLASSIFIER_DIR"
 
@@ -379,7 +380,7 @@ def main(argv) -> None:
     print()
     print(report.markdown(record), end="")
     print(f"\nwrote {record['outputs']['json']} and {record['outputs']['md']}; total "
-          f"{report.format_seconds(time.perf_counter() - started)}", flush=True)
+          f"{format_seconds(time.perf_counter() - started)}", flush=True)
 
 
 def entry_point() -> None:
