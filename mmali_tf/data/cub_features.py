@@ -50,7 +50,7 @@ from mmali_tf.data.sources import (DATA_DIR_ENV, STANDIN_MARKER, Split, _cached,
                                    resolve_data_dir)
 from mmali_tf.data.validation import check_file
 from mmali_tf.errors import DataError
-from mmali_tf.kinds.base import FEATURES
+from mmali_tf.constants import FEATURES
 
 IMAGE_FEATURE_DIM = 2048
 CAPTION_FEATURE_DIM = 1024

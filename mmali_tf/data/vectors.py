@@ -30,7 +30,7 @@ from mmali_tf.data.sources import (DATA_DIR_ENV, STANDIN_MARKER, Split, _cached,
                                    resolve_data_dir)
 from mmali_tf.data.validation import FEATURE_LAYOUT, check_file, check_labels, check_rows
 from mmali_tf.errors import ConfigError, DataError
-from mmali_tf.kinds.base import FEATURES
+from mmali_tf.constants import FEATURES
 
 
 def vector_paths(data_dir: str, modality: str, split: str) -> tuple[str, str]:

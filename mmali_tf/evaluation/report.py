@@ -9,7 +9,8 @@ import math
 import os
 
 from mmali_tf.atomic_files import write_text_atomic
-from mmali_tf.kinds import FEATURES, KINDS
+from mmali_tf.constants import FEATURES
+from mmali_tf.kinds import KINDS
 from mmali_tf.evaluation.metrics import METRICS, metric_of
 from mmali_tf.evaluation.progress import format_seconds
 from mmali_tf.data.datasets import data_label  # noqa: F401  (reports name each modality's data by it)

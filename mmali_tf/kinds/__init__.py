@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from mmali_tf.constants import FEATURES, PIXELS
 from mmali_tf.errors import ConfigError
 from mmali_tf.kinds import cub_caption, cub_image, image, mnist, svhn, vector
-from mmali_tf.kinds.base import FEATURES, PIXELS, ClassifierSpec, InputSpec, ModalityKind, ReferenceNames
+from mmali_tf.kinds.base import ClassifierSpec, InputSpec, ModalityKind, ReferenceNames
 from mmali_tf.registry import Registry
 
 KINDS: Registry[ModalityKind] = Registry("modality kind")

@@ -19,15 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from mmali_tf.constants import PIXELS
 from mmali_tf.errors import ConfigError
-
-PIXELS = "pixels"
-"""Examples stored as uint8 0..255 images ``[H, W, C]``; the networks see them divided by 255 (in [0, 1]) and the
-decoders end in a sigmoid."""
-
-FEATURES = "features"
-"""Examples stored as float32 vectors ``[D]``; the networks see the values as they are and the decoders are
-linear."""
+from mmali_tf.tiles import tile
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +30,8 @@ class InputSpec:
 
     Attributes:
         shape: ``(H, W, C)`` for images, ``(D,)`` for feature vectors.
-        examples: :data:`PIXELS` or :data:`FEATURES` (how the data is stored and scaled).
+        examples: :data:`mmali_tf.constants.PIXELS` or :data:`mmali_tf.constants.FEATURES` (how the data is stored
+            and scaled).
     """
 
     shape: tuple[int, ...]
@@ -94,7 +89,7 @@ class ModalityKind:
     Attributes:
         name: the registry key (the ``kind`` of a ``ModalitySpec``).
         description: one line for help texts.
-        examples: :data:`PIXELS` or :data:`FEATURES`; a modality's dataset must hold the same.
+        examples: :data:`mmali_tf.constants.PIXELS` or ``FEATURES``; a modality's dataset must hold the same.
         options: the optional ``ModalitySpec`` fields this kind reads (``feature_dim``, widths); settable with
             ``--modality_option``.
         reference_names: the authors' layer names, or None where the authors have no such network.
@@ -157,7 +152,7 @@ class ModalityKind:
 
     def render(self, rows: Sequence[np.ndarray], labels=None, title=None) -> np.ndarray:
         """Rows of examples (float32 ``[N, *input_shape]``, as the networks see them) as one uint8 RGB grid, with
-        ``labels`` (one per row) and ``title`` written on it (:func:`mmali_tf.images.tile`)."""
+        ``labels`` (one per row) and ``title`` written on it (:func:`mmali_tf.tiles.tile`)."""
         raise NotImplementedError
 
     def cca_view(self, spec, examples: np.ndarray) -> np.ndarray:
@@ -225,6 +220,4 @@ class ImageKind(ModalityKind):
         return self._networks().X_BRANCH
 
     def render(self, rows: Sequence[np.ndarray], labels=None, title=None) -> np.ndarray:
-        from mmali_tf.images import tile
-
         return tile([np.asarray(r) for r in rows], labels=labels, title=title)

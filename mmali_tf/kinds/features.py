@@ -20,8 +20,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mmali_tf.constants import FEATURES
 from mmali_tf.errors import ConfigError
-from mmali_tf.kinds.base import FEATURES, InputSpec, ModalityKind, ReferenceNames
+from mmali_tf.kinds.base import InputSpec, ModalityKind, ReferenceNames
+from mmali_tf.tiles import tile
 
 _FC = {0: "fc1", 2: "fc2", 4: "fc3", 6: "fc4"}
 
@@ -89,8 +91,6 @@ def feature_raster(dim: int) -> tuple[int, int]:
 
 def render_features(rows: Sequence[np.ndarray], labels=None, title=None) -> np.ndarray:
     """Rows of feature vectors (each ``[N, D]``) as one uint8 RGB grid (see the module docstring)."""
-    from mmali_tf.images import tile
-
     rows = [np.asarray(r, np.float32).reshape(len(r), -1) for r in rows]
     dim = rows[0].shape[1]
     lo, hi = (float(v) for v in np.percentile(rows[0], [1.0, 99.0]))

@@ -19,6 +19,7 @@ import numpy as np
 
 from mmali_tf.errors import ConfigError
 from mmali_tf.kinds.base import ClassifierSpec, InputSpec, ModalityKind
+from mmali_tf.tiles import tile
 
 SIZE_OPTIONS = ("height", "width", "channels")
 FAMILY_OPTIONS = ("base_filters", "stages")
@@ -101,8 +102,6 @@ class SizedImageKind(ModalityKind):
         return ClassifierSpec(build=_build_classifier, default_epochs=10, sized=True)
 
     def render(self, rows: Sequence[np.ndarray], labels=None, title=None) -> np.ndarray:
-        from mmali_tf.images import tile
-
         return tile([displayable(np.asarray(r, np.float32)) for r in rows], labels=labels, title=title)
 
     def cca_view(self, spec, examples: np.ndarray) -> np.ndarray:
@@ -113,7 +112,7 @@ KIND = SizedImageKind()
 
 
 def displayable(images: np.ndarray) -> np.ndarray:
-    """``[N, H, W, C]`` images as ones :func:`mmali_tf.images.tile` draws: C = 1 or 3 unchanged; C = 2: the two
+    """``[N, H, W, C]`` images as ones :func:`mmali_tf.tiles.tile` draws: C = 1 or 3 unchanged; C = 2: the two
     channels side by side (grey, ``[N, H, 2W + 1, 1]``); C = 4: the colour image and the fourth channel in grey beside
     it (``[N, H, 2W + 1, 3]``). The column between them is white."""
     channels = images.shape[-1]
