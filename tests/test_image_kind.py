@@ -19,7 +19,8 @@ from mmali_tf.data import datasets
 from mmali_tf.errors import ConfigError, DataError
 from mmali_tf.kinds.image import displayable, pooled
 from mmali_tf.model import count_parameters
-from mmali_tf.networks import registry, svhn
+from mmali_tf.kinds import builders as registry
+from mmali_tf.networks import svhn
 from mmali_tf.networks.image import ConvLayout
 from tests.cli_driver import run_in_one_interpreter
 

@@ -84,7 +84,7 @@ def test_builtin_entries():
 def test_a_registered_kind_and_dataset_are_accepted_everywhere(registered):
     from mmali_tf.evaluation import classifiers, metrics
     from mmali_tf.model import MMALI, count_parameters
-    from mmali_tf.networks import registry
+    from mmali_tf.kinds import builders as registry
 
     cfg = config(ModalitySpec("a", "dummy_kind", "dummy_data"), ModalitySpec("b", "mnist", "mnist")).validate()
     assert "dummy_kind" in registry.KIND_NAMES and registry.IMAGE_SHAPES["dummy_kind"] == (28, 28, 1)

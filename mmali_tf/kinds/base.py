@@ -7,18 +7,21 @@ kinds, none for feature kinds), how examples are drawn in the sample grids, and 
 counterparts of its layers (for :mod:`mmali_tf.reference_port`).
 
 Every method takes the :class:`~mmali_tf.config.ModalitySpec` of the modality, so a kind whose size is not fixed
-(``vector``) reads it there; fixed kinds ignore it. Network builders are imported inside the methods: importing the
-registry costs no TensorFlow start-up.
+(``vector``) reads it there; fixed kinds ignore it. Each kind module imports its network modules
+(:mod:`mmali_tf.networks`), so importing the registry loads Keras and TensorFlow; the config
+(:mod:`mmali_tf.config`) never imports the kinds.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from mmali_tf.config import ModalitySpec
 from mmali_tf.constants import PIXELS
 from mmali_tf.errors import ConfigError
 from mmali_tf.tiles import tile
@@ -111,8 +114,6 @@ class ModalityKind:
 
         The default accepts only the common fields: every option the kind does not read must keep its default.
         """
-        from mmali_tf.config import ModalitySpec
-
         defaults = ModalitySpec(name="", kind="", dataset="")
         for key in option_fields():
             if key not in self.options and getattr(spec, key) != getattr(defaults, key):
@@ -171,8 +172,6 @@ COMMON_FIELDS = ("name", "kind", "dataset", "quarter_turns", "rec_weight")
 
 def option_fields() -> tuple[str, ...]:
     """The ``ModalitySpec`` fields that are kind options (``feature_dim``, the widths, the image size, ...)."""
-    from mmali_tf.config import ModalitySpec
-
     return tuple(f.name for f in dataclasses.fields(ModalitySpec) if f.name not in COMMON_FIELDS)
 
 
@@ -187,37 +186,32 @@ def check_widths(value, what: str) -> tuple[int, ...]:
 class ImageKind(ModalityKind):
     """A kind of uint8 images with fixed networks: quarter turns allowed, sample grids drawn as the images.
 
-    The networks come from one module of :mod:`mmali_tf.networks` (``networks``, imported on first use) that
+    The networks come from one module of :mod:`mmali_tf.networks` (``networks``, the module itself) that
     defines ``IMAGE_SHAPE``, ``<prefix>Encoder``, ``<prefix>Decoder``, ``<prefix>XZDiscriminator``, ``xz_critic``
     and ``X_BRANCH``, as ``networks/mnist.py`` and ``networks/svhn.py`` do.
     """
 
     examples = PIXELS
-    networks: str = ""  # e.g. "mmali_tf.networks.mnist"
+    networks: types.ModuleType  # e.g. mmali_tf.networks.mnist
     prefix: str = ""  # e.g. "MNIST"
 
-    def _networks(self):
-        import importlib
-
-        return importlib.import_module(self.networks)
-
     def input_spec(self, spec=None) -> InputSpec:
-        return InputSpec(tuple(self._networks().IMAGE_SHAPE), self.examples)
+        return InputSpec(tuple(self.networks.IMAGE_SHAPE), self.examples)
 
     def encoder(self, spec, latent_dim, name):
-        return getattr(self._networks(), f"{self.prefix}Encoder")(latent_dim, name=name)
+        return getattr(self.networks, f"{self.prefix}Encoder")(latent_dim, name=name)
 
     def decoder(self, spec, latent_dim, name):
-        return getattr(self._networks(), f"{self.prefix}Decoder")(latent_dim, name=name)
+        return getattr(self.networks, f"{self.prefix}Decoder")(latent_dim, name=name)
 
     def xz_discriminator(self, spec, latent_dim, out_dim, name):
-        return getattr(self._networks(), f"{self.prefix}XZDiscriminator")(latent_dim, out_dim, name=name)
+        return getattr(self.networks, f"{self.prefix}XZDiscriminator")(latent_dim, out_dim, name=name)
 
     def xz_critic(self, model):
-        return self._networks().xz_critic(model)
+        return self.networks.xz_critic(model)
 
     def x_branch(self, spec=None):
-        return self._networks().X_BRANCH
+        return self.networks.X_BRANCH
 
     def render(self, rows: Sequence[np.ndarray], labels=None, title=None) -> np.ndarray:
         return tile([np.asarray(r) for r in rows], labels=labels, title=title)

@@ -23,6 +23,8 @@ import numpy as np
 from mmali_tf.constants import FEATURES
 from mmali_tf.errors import ConfigError
 from mmali_tf.kinds.base import InputSpec, ModalityKind, ReferenceNames
+from mmali_tf.networks import features as feature_networks
+from mmali_tf.networks.critic import merge_critic
 from mmali_tf.tiles import tile
 
 _FC = {0: "fc1", 2: "fc2", 4: "fc3", 6: "fc4"}
@@ -45,9 +47,7 @@ class FeatureKind(ModalityKind):
 
     def widths(self, spec):
         """The :class:`~mmali_tf.networks.features.FeatureWidths` of the modality ``spec``."""
-        from mmali_tf.networks import features
-
-        return getattr(features, self.fixed_widths)
+        return getattr(feature_networks, self.fixed_widths)
 
     def input_spec(self, spec=None) -> InputSpec:
         return InputSpec((self.widths(spec).feature_dim,), self.examples)
@@ -69,15 +69,11 @@ class FeatureKind(ModalityKind):
         return self.widths(spec).xz_discriminator(latent_dim, out_dim, name)
 
     def xz_critic(self, model):
-        from mmali_tf.networks.critic import merge_critic
-
         return merge_critic(model, f"{model.name}_concat")
 
     def x_branch(self, spec=None):
-        from mmali_tf.networks.features import feature_branch
-
         widths = self.widths(spec)
-        return feature_branch(widths.feature_dim, widths.x_hidden, kind=self.name)
+        return feature_networks.feature_branch(widths.feature_dim, widths.x_hidden, kind=self.name)
 
     def render(self, rows: Sequence[np.ndarray], labels=None, title=None) -> np.ndarray:
         return render_features(rows, labels, title)
