@@ -17,7 +17,7 @@ from mmali_tf.config import ModalitySpec
 from mmali_tf.constants import FEATURES, PIXELS
 from mmali_tf.errors import ConfigError
 from mmali_tf.kinds import cub_caption, cub_image, image, mnist, svhn, vector
-from mmali_tf.kinds.base import ClassifierSpec, InputSpec, ModalityKind, ReferenceNames
+from mmali_tf.kinds.base import ClassifierSpec, InputSpec, ModalityKind
 from mmali_tf.registry import Registry
 
 KINDS: Registry[ModalityKind] = Registry("modality kind")
@@ -28,7 +28,7 @@ KINDS.register(cub_image.KIND)
 KINDS.register(vector.KIND)
 KINDS.register(image.KIND)
 
-__all__ = ["FEATURES", "KINDS", "PIXELS", "ClassifierSpec", "InputSpec", "ModalityKind", "ReferenceNames", "get",
+__all__ = ["FEATURES", "KINDS", "PIXELS", "ClassifierSpec", "InputSpec", "ModalityKind", "get",
            "kind_of", "input_spec", "apply_modality_options", "modality_option_help"]
 
 

@@ -3,8 +3,7 @@
 A kind is a network family and everything that depends on it: the shape and storage of one example, the encoder,
 decoder and (x, z) discriminator with the :class:`~mmali_tf.networks.critic.Critic` through which the objective calls
 it, the branch through which the modality enters a joint critic, how coherence is measured (a classifier for image
-kinds, none for feature kinds), how examples are drawn in the sample grids, and the names of the authors'
-counterparts of its layers (for :mod:`mmali_tf.reference_port`).
+kinds, none for feature kinds), and how examples are drawn in the sample grids.
 
 Every method takes the :class:`~mmali_tf.config.ModalitySpec` of the modality, so a kind whose size is not fixed
 (``vector``) reads it there; fixed kinds ignore it. Each kind module imports its network modules
@@ -16,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import types
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -66,26 +65,6 @@ class ClassifierSpec:
     sized: bool = False
 
 
-@dataclasses.dataclass(frozen=True)
-class ReferenceNames:
-    """Where the authors' PyTorch modules of this kind sit in our layers (``reference_port``).
-
-    Each table maps their module index (inside ``Sequential``\\ s) or path to our layer-name suffix, the layer being
-    ``f"{model.name}_{suffix}"``.
-
-    Attributes:
-        encoder: index in their encoder's ``model`` (wrapped by their Gaussian module as ``module.model.<i>``).
-        decoder: index in their decoder's ``model``.
-        x_branch: index in the x-branch of their joint critics (suffixes relative to the branch prefix).
-        xz: module path in their (x, z) discriminator.
-    """
-
-    encoder: Mapping[int, str]
-    decoder: Mapping[int, str]
-    x_branch: Mapping[int, str]
-    xz: Mapping[str, str]
-
-
 class ModalityKind:
     """Base class of the kinds; subclasses set the attributes and implement the network methods.
 
@@ -95,14 +74,12 @@ class ModalityKind:
         examples: :data:`mmali_tf.constants.PIXELS` or ``FEATURES``; a modality's dataset must hold the same.
         options: the optional ``ModalitySpec`` fields this kind reads (``feature_dim``, widths); settable with
             ``--modality_option``.
-        reference_names: the authors' layer names, or None where the authors have no such network.
     """
 
     name: str = ""
     description: str = ""
     examples: str = PIXELS
     options: tuple[str, ...] = ()
-    reference_names: ReferenceNames | None = None
 
     # ------------------------------------------------------------------ the spec
     def input_spec(self, spec) -> InputSpec:

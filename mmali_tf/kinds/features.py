@@ -22,20 +22,10 @@ import numpy as np
 
 from mmali_tf.constants import FEATURES
 from mmali_tf.errors import ConfigError
-from mmali_tf.kinds.base import InputSpec, ModalityKind, ReferenceNames
+from mmali_tf.kinds.base import InputSpec, ModalityKind
 from mmali_tf.networks import features as feature_networks
 from mmali_tf.networks.critic import merge_critic
 from mmali_tf.tiles import tile
-
-_FC = {0: "fc1", 2: "fc2", 4: "fc3", 6: "fc4"}
-
-CUB_REFERENCE_NAMES = ReferenceNames(
-    encoder=_FC, decoder=_FC, x_branch=_FC,
-    xz={**{f"x_discrimination.{i}": f"x_{s}" for i, s in _FC.items()},
-        "z_discrimination.0": "z_fc1", "z_discrimination.2": "z_fc2",
-        "discriminator.0": "head_fc1", "discriminator.2": "head_out"})
-"""The authors' ``EncoderFT`` / ``DecoderFT`` / ``XZDiscriminatorFT`` module layout (``models/cub_caption.py``,
-``models/cub_image.py``): ``Sequential``\\ s with an activation after every linear layer."""
 
 
 class FeatureKind(ModalityKind):
