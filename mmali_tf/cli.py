@@ -24,7 +24,6 @@ import signal
 import sys
 import traceback
 import typing
-from collections.abc import Callable, Mapping
 
 import re  # noqa: E402
 import tempfile  # noqa: E402
@@ -138,114 +137,12 @@ _import_tensorflow_stoppably()
 
 from absl import app, flags  # noqa: E402
 
+from mmali_tf import checks  # noqa: E402
 from mmali_tf import config as config_lib  # noqa: E402
 from mmali_tf.config import ExperimentConfig, ModalitySpec  # noqa: E402
 from mmali_tf.errors import ConfigError, MMALIError, os_reason  # noqa: E402
 
 VERBOSE_ENV = "MMALI_VERBOSE"
-
-
-# ---------------------------------------------------------------------------------------------------- parsing
-def parse_modality(text: str) -> ModalitySpec:
-    """``name:dataset:kind[:quarter_turns[:rec_weight]]``; later parts may also be ``field=value``."""
-    parts = text.split(":")
-    if len(parts) < 3 or not all(parts[:3]):
-        raise ConfigError(f"modality {text!r} must be name:dataset:kind[:quarter_turns[:rec_weight]]")
-    fields = {f.name: f for f in dataclasses.fields(ModalitySpec)}
-    hints = typing.get_type_hints(ModalitySpec)
-    values = dict(name=parts[0], dataset=parts[1], kind=parts[2])
-    positional = [name for name in fields if name not in values]
-    for i, part in enumerate(parts[3:]):
-        key, sep, raw = part.partition("=")
-        if not sep:
-            if i >= len(positional):
-                raise ConfigError(f"modality {text!r}: too many parts")
-            key, raw = positional[i], part
-        if key not in fields:
-            raise ConfigError(f"modality {text!r}: unknown field {key!r} (fields: {', '.join(fields)})")
-        values[key] = _parse_scalar(raw, hints[key], f"modality {text!r} field {key}")
-    return ModalitySpec(**values)
-
-
-def parse_extra_unpaired(entries) -> tuple[tuple[str, int], ...]:
-    out = []
-    for entry in entries:
-        name, _, count = entry.partition(":")
-        if not name or not count or not (count == "all" or count.isdigit()):
-            raise ConfigError(f"extra_unpaired entry {entry!r} must be name:count or name:all")
-        out.append((name, -1 if count == "all" else int(count)))
-    return tuple(out)
-
-
-def _parse_scalar(raw: str, kind, where: str):
-    if typing.get_origin(kind) is tuple:  # e.g. MLP widths: 512/256/128
-        try:
-            return tuple(int(part) for part in raw.split("/") if part)
-        except ValueError:
-            raise ConfigError(f"{where}: {raw!r} is not a /-separated list of integers") from None
-    optional = type(None) in typing.get_args(kind)
-    base = next((a for a in typing.get_args(kind) if a is not type(None)), kind) if optional else kind
-    if optional and raw.lower() in ("", "none", "auto"):
-        return None
-    try:
-        if base is bool:
-            if raw.lower() in ("true", "1", "yes"):
-                return True
-            if raw.lower() in ("false", "0", "no"):
-                return False
-            raise ValueError(f"{raw!r} is not a boolean")
-        return base(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-
-
-def _parse_steps(items) -> tuple[int, ...]:
-    try:
-        return tuple(sorted({int(item) for item in items}))
-    except ValueError:
-        raise ConfigError(f"steps must be integers, got {list(items)}") from None
-
-
-_LIST_PARSERS: dict[str, Callable] = {
-    "model.modalities": lambda items: tuple(parse_modality(m) for m in items),
-    "data.extra_unpaired": parse_extra_unpaired,
-    "train.keep_steps": _parse_steps,
-}
-
-
-def _field_types() -> dict[str, tuple[object, dataclasses.Field]]:
-    """Dotted path -> (type, field) of every setting."""
-    out = {"name": (str, next(f for f in dataclasses.fields(ExperimentConfig) if f.name == "name"))}
-    for section, cls in config_lib.SECTIONS.items():
-        hints = typing.get_type_hints(cls)
-        for f in config_lib.settings(cls):
-            out[f"{section}.{f.name}"] = (hints[f.name], f)
-    return out
-
-
-def apply_overrides(config: ExperimentConfig, overrides: Mapping[str, object]) -> ExperimentConfig:
-    """``config`` with dotted settings replaced; values may be typed or command-line text (lists for tuples)."""
-    types = _field_types()
-    sections: dict[str, dict] = {}
-    top = {}
-    for path, value in overrides.items():
-        if path not in types:
-            raise ConfigError(f"unknown setting {path!r}")
-        kind, _ = types[path]
-        if path in _LIST_PARSERS and (isinstance(value, str) or (
-                isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value))):
-            try:
-                value = _LIST_PARSERS[path]([value] if isinstance(value, str) else list(value)) if value else ()
-            except ConfigError as exc:
-                raise ConfigError(f"setting {path}: {exc}") from None
-        elif isinstance(value, str) and kind is not str:
-            value = _parse_scalar(value, kind, f"setting {path}")
-        if "." in path:
-            section, key = path.split(".", 1)
-            sections.setdefault(section, {})[key] = value
-        else:
-            top[path] = value
-    return config.replace(**sections, **top)
 
 
 # ---------------------------------------------------------------------------------------------------- flags
@@ -263,12 +160,12 @@ def define_config_flags() -> None:
     from mmali_tf import kinds
 
     flags.DEFINE_multi_string("modality_option", [], kinds.modality_option_help())
-    for path, (kind, f) in _field_types().items():
+    for path, (kind, f) in config_lib.field_types().items():
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         text = f"{f.metadata['help']}{_registry_help(path)} (default: {_show(default)})"
         base = next((a for a in typing.get_args(kind) if a is not type(None)), kind)
         name = flag_name(path)
-        if path in _LIST_PARSERS:
+        if path in config_lib.LIST_PARSERS:
             flags.DEFINE_list(name, None, text)
         elif base is bool:
             flags.DEFINE_bool(name, None, text)
@@ -310,19 +207,20 @@ def _show(value) -> str:
 
 
 def config_from_flags(flag_values=None) -> ExperimentConfig:
-    """The preset of ``--config`` with every config flag that was given (command line or flagfile) applied."""
+    """The preset of ``--config`` with every config flag that was given (command line or flagfile) applied,
+    validated and its registry names checked (:func:`mmali_tf.checks.check_registered`)."""
     from mmali_tf import configs
 
     from mmali_tf import kinds
 
     values = flag_values or flags.FLAGS
-    overrides = {path: values[flag_name(path)].value for path in _field_types() if values[flag_name(path)].present}
+    overrides = {path: values[flag_name(path)].value for path in config_lib.field_types() if values[flag_name(path)].present}
     config = configs.get(values.config)
-    config = apply_overrides(config, overrides)
+    config = config_lib.apply_overrides(config, overrides)
     if values.modality_option:
         modalities = kinds.apply_modality_options(config.model.modalities, values.modality_option)
         config = config.replace(model=dict(modalities=tuple(modalities)))
-    return config.validate()
+    return checks.check_registered(config.validate())
 
 
 def resolved_config_from_flags() -> ExperimentConfig:

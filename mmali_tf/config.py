@@ -3,7 +3,11 @@
 Every setting has its one default and its help text here (:func:`setting`); the presets in
 :mod:`mmali_tf.configs` build on these defaults, and :mod:`mmali_tf.cli` generates the command-line flags from
 them. Library code only ever sees an :class:`ExperimentConfig`. The resolved config is written to
-``<workdir>/config.json`` and read back by evaluation and export.
+``<workdir>/config.json`` and read back by evaluation and export. :func:`apply_overrides` replaces settings named by
+their dotted paths (``{"train.max_iter": "3000"}``), typed or as command-line text.
+
+This module imports only the standard library and :mod:`mmali_tf.errors`: building and validating a config costs no
+TensorFlow start-up. Registry names (kinds, datasets, joint architectures) are checked by :mod:`mmali_tf.checks`.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import typing
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mmali_tf.errors import ConfigError
@@ -192,6 +198,12 @@ class ExperimentConfig:
         return dataclasses.replace(self, **changes)
 
     def validate(self) -> "ExperimentConfig":
+        """``self`` if every value is in range and consistent, else ``ConfigError`` naming the setting.
+
+        Values only: whether the kinds, datasets and joint architecture it names are registered is checked by
+        :func:`mmali_tf.checks.check_registered` where a run starts, so validating imports nothing beyond this
+        module.
+        """
         for section in (self, self.data, self.model, self.loss, self.train):
             _check_settings(section)
         m, t, d = self.model, self.train, self.data
@@ -200,14 +212,8 @@ class ExperimentConfig:
             raise ConfigError(f"need at least 2 modalities, got {list(names)}")
         if len(set(names)) != len(names):
             raise ConfigError(f"modality names must be unique, got {list(names)}")
-        _validate_kinds_and_datasets(m.modalities)
         if not 0 <= m.style_dim < m.latent_dim:
             raise ConfigError(f"style_dim must be in [0, latent_dim), got style_dim={m.style_dim} latent_dim={m.latent_dim}")
-        from mmali_tf.networks.registry import JOINT_ARCHITECTURES
-
-        if m.joint_architecture not in JOINT_ARCHITECTURES:
-            raise ConfigError(f"joint_architecture must be one of {', '.join(JOINT_ARCHITECTURES)}, got "
-                              f"{m.joint_architecture!r}")
         if m.joint_architecture == "dot" and len(names) != 2 and m.discriminator == "factorized":
             raise ConfigError("the 'dot' joint discriminator needs exactly 2 modalities; use 'concat'")
         for name, count in d.extra_unpaired:
@@ -282,26 +288,105 @@ def _check_settings(section) -> None:
             raise ConfigError(f"{where} must be <= {meta['upper']}, got {value}")
 
 
-def _validate_kinds_and_datasets(modalities) -> None:
-    """Each modality's kind and dataset are registered, the kind accepts the spec's fields, the dataset delivers
-    what the kind models (pixels or feature vectors), and all datasets pair their examples the same way."""
-    from mmali_tf import kinds
-    from mmali_tf.data import datasets
+# ------------------------------------------------------------------------------------ dotted overrides
+def parse_modality(text: str) -> ModalitySpec:
+    """``name:dataset:kind[:quarter_turns[:rec_weight]]``; later parts may also be ``field=value``."""
+    parts = text.split(":")
+    if len(parts) < 3 or not all(parts[:3]):
+        raise ConfigError(f"modality {text!r} must be name:dataset:kind[:quarter_turns[:rec_weight]]")
+    fields = {f.name: f for f in dataclasses.fields(ModalitySpec)}
+    hints = typing.get_type_hints(ModalitySpec)
+    values = dict(name=parts[0], dataset=parts[1], kind=parts[2])
+    positional = [name for name in fields if name not in values]
+    for i, part in enumerate(parts[3:]):
+        key, sep, raw = part.partition("=")
+        if not sep:
+            if i >= len(positional):
+                raise ConfigError(f"modality {text!r}: too many parts")
+            key, raw = positional[i], part
+        if key not in fields:
+            raise ConfigError(f"modality {text!r}: unknown field {key!r} (fields: {', '.join(fields)})")
+        values[key] = _parse_scalar(raw, hints[key], f"modality {text!r} field {key}")
+    return ModalitySpec(**values)
 
-    pairings = {}
-    for spec in modalities:
-        if spec.kind not in kinds.KINDS:
-            raise ConfigError(f"modality {spec.name!r}: unknown network kind {spec.kind!r} (choose from "
-                              f"{', '.join(kinds.KINDS.names())})")
-        if spec.dataset not in datasets.DATASETS:
-            raise ConfigError(f"modality {spec.name!r}: unknown dataset {spec.dataset!r} (choose from "
-                              f"{', '.join(datasets.DATASETS.names())})")
-        kind, dataset = kinds.KINDS.get(spec.kind), datasets.DATASETS.get(spec.dataset)
-        kind.check(spec)
-        if dataset.examples != kind.examples:
-            raise ConfigError(f"modality {spec.name!r}: dataset {spec.dataset!r} holds {dataset.examples}, but "
-                              f"kind {spec.kind!r} models {kind.examples}")
-        pairings.setdefault(dataset.pairing, spec.dataset)
-    if len(pairings) > 1:
-        raise ConfigError("datasets paired by label and datasets paired by row cannot be mixed: "
-                          + ", ".join(f"{name} ({how})" for how, name in pairings.items()))
+
+def parse_extra_unpaired(entries) -> tuple[tuple[str, int], ...]:
+    """``["mnist:all", "svhn:10000"]`` -> ``(("mnist", -1), ("svhn", 10000))``; -1 means all of them."""
+    out = []
+    for entry in entries:
+        name, _, count = entry.partition(":")
+        if not name or not count or not (count == "all" or count.isdigit()):
+            raise ConfigError(f"extra_unpaired entry {entry!r} must be name:count or name:all")
+        out.append((name, -1 if count == "all" else int(count)))
+    return tuple(out)
+
+
+def _parse_scalar(raw: str, kind, where: str):
+    if typing.get_origin(kind) is tuple:  # e.g. MLP widths: 512/256/128
+        try:
+            return tuple(int(part) for part in raw.split("/") if part)
+        except ValueError:
+            raise ConfigError(f"{where}: {raw!r} is not a /-separated list of integers") from None
+    optional = type(None) in typing.get_args(kind)
+    base = next((a for a in typing.get_args(kind) if a is not type(None)), kind) if optional else kind
+    if optional and raw.lower() in ("", "none", "auto"):
+        return None
+    try:
+        if base is bool:
+            if raw.lower() in ("true", "1", "yes"):
+                return True
+            if raw.lower() in ("false", "0", "no"):
+                return False
+            raise ValueError(f"{raw!r} is not a boolean")
+        return base(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _parse_steps(items) -> tuple[int, ...]:
+    try:
+        return tuple(sorted({int(item) for item in items}))
+    except ValueError:
+        raise ConfigError(f"steps must be integers, got {list(items)}") from None
+
+
+LIST_PARSERS: dict[str, Callable] = {  # settings given as lists of text parts on the command line
+    "model.modalities": lambda items: tuple(parse_modality(m) for m in items),
+    "data.extra_unpaired": parse_extra_unpaired,
+    "train.keep_steps": _parse_steps,
+}
+
+
+def field_types() -> dict[str, tuple[object, dataclasses.Field]]:
+    """Dotted path -> (type, field) of every setting."""
+    out = {"name": (str, next(f for f in dataclasses.fields(ExperimentConfig) if f.name == "name"))}
+    for section, cls in SECTIONS.items():
+        hints = typing.get_type_hints(cls)
+        for f in settings(cls):
+            out[f"{section}.{f.name}"] = (hints[f.name], f)
+    return out
+
+
+def apply_overrides(config: ExperimentConfig, overrides: Mapping[str, object]) -> ExperimentConfig:
+    """``config`` with dotted settings replaced; values may be typed or command-line text (lists for tuples)."""
+    types = field_types()
+    sections: dict[str, dict] = {}
+    top = {}
+    for path, value in overrides.items():
+        if path not in types:
+            raise ConfigError(f"unknown setting {path!r}")
+        kind, _ = types[path]
+        if path in LIST_PARSERS and (isinstance(value, str) or (
+                isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value))):
+            try:
+                value = LIST_PARSERS[path]([value] if isinstance(value, str) else list(value)) if value else ()
+            except ConfigError as exc:
+                raise ConfigError(f"setting {path}: {exc}") from None
+        elif isinstance(value, str) and kind is not str:
+            value = _parse_scalar(value, kind, f"setting {path}")
+        if "." in path:
+            section, key = path.split(".", 1)
+            sections.setdefault(section, {})[key] = value
+        else:
+            top[path] = value
+    return config.replace(**sections, **top)

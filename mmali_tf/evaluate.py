@@ -26,7 +26,9 @@ import time  # noqa: E402
 
 from absl import flags  # noqa: E402
 
+from mmali_tf import checks  # noqa: E402
 from mmali_tf.errors import ConfigError, MMALIError  # noqa: E402
+from mmali_tf.evaluation.progress import format_seconds  # noqa: E402
 
 CLASSIFIER_DIR_ENV = "MMALI_CLASSIFIER_DIR"
 
@@ -345,7 +347,7 @@ def main(argv) -> None:
     config = ExperimentConfig.from_json_file(os.path.join(workdir, "config.json"))
     if F.data_dir:
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, data_dir=F.data_dir))
-    config = config.validate()
+    config = checks.check_registered(config.validate())
     explicit = tuple(m.strip() for m in F.metrics if m.strip() in _metrics().METRICS)
     options = EvalOptions(metrics=parse_metrics(F.metrics), protocol=F.protocol, classifier_dir=F.classifier_dir,
                           train_classifiers=F.train_classifiers, classifier_epochs=F.classifier_epochs,
@@ -378,7 +380,7 @@ def main(argv) -> None:
     print()
     print(report.markdown(record), end="")
     print(f"\nwrote {record['outputs']['json']} and {record['outputs']['md']}; total "
-          f"{report.format_seconds(time.perf_counter() - started)}", flush=True)
+          f"{format_seconds(time.perf_counter() - started)}", flush=True)
 
 
 def entry_point() -> None:

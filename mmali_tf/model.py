@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from mmali_tf import losses
 from mmali_tf.config import ExperimentConfig
-from mmali_tf.networks import registry
+from mmali_tf.kinds import builders
 from mmali_tf.noise import StepNoise
 from mmali_tf.objective import (Latent, Networks, critic_scores, discriminator_losses, generator_losses,
                                 total)
@@ -40,8 +40,8 @@ class MMALI(keras.Model):
             self._build_players(cfg)
         for spec in cfg.modalities:
             n = spec.name
-            ema_enc = registry.build_encoder(spec, latent_dim, name=f"ema_enc_{n}")
-            ema_dec = registry.build_decoder(spec, latent_dim, name=f"ema_dec_{n}")
+            ema_enc = builders.build_encoder(spec, latent_dim, name=f"ema_enc_{n}")
+            ema_dec = builders.build_decoder(spec, latent_dim, name=f"ema_dec_{n}")
             ema_enc.set_weights(getattr(self, f"enc_{n}").get_weights())
             ema_dec.set_weights(getattr(self, f"dec_{n}").get_weights())
             ema_enc.trainable = False
@@ -57,15 +57,15 @@ class MMALI(keras.Model):
         latent_dim, num = cfg.latent_dim, len(cfg.names)
         for spec in cfg.modalities:
             n = spec.name
-            setattr(self, f"enc_{n}", registry.build_encoder(spec, latent_dim, name=f"enc_{n}"))
-            setattr(self, f"dec_{n}", registry.build_decoder(spec, latent_dim, name=f"dec_{n}"))
+            setattr(self, f"enc_{n}", builders.build_encoder(spec, latent_dim, name=f"enc_{n}"))
+            setattr(self, f"dec_{n}", builders.build_decoder(spec, latent_dim, name=f"dec_{n}"))
             if cfg.discriminator == "factorized":
-                setattr(self, f"d0_{n}", registry.build_xz_discriminator(spec, latent_dim, num + 1, name=f"d0_{n}"))
-                setattr(self, f"d1_{n}", registry.build_xz_discriminator(spec, latent_dim, 1, name=f"d1_{n}"))
+                setattr(self, f"d0_{n}", builders.build_xz_discriminator(spec, latent_dim, num + 1, name=f"d0_{n}"))
+                setattr(self, f"d1_{n}", builders.build_xz_discriminator(spec, latent_dim, 1, name=f"d1_{n}"))
         if cfg.discriminator == "factorized":
-            self.d_joint = registry.build_joint_discriminator(cfg.modalities, cfg.joint_architecture, name="d_joint")
+            self.d_joint = builders.build_joint_discriminator(cfg.modalities, cfg.joint_architecture, name="d_joint")
         else:
-            self.d_joint_xz = registry.build_joint_xz_discriminator(
+            self.d_joint_xz = builders.build_joint_xz_discriminator(
                 cfg.modalities, num * cfg.style_dim + cfg.content_dim, name="d_joint_xz")
 
     # ------------------------------------------------------------------ name-keyed views of the direct attributes
@@ -110,12 +110,12 @@ class MMALI(keras.Model):
     def _make_critics(self) -> Networks:
         specs = {m.name: m for m in self.config.model.modalities}
         if self.config.model.discriminator == "joint":
-            nets = Networks(self.encoders, self.decoders, d_baseline=registry.joint_critic(self.d_joint_xz))
+            nets = Networks(self.encoders, self.decoders, d_baseline=builders.joint_critic(self.d_joint_xz))
         else:
             nets = Networks(self.encoders, self.decoders,
-                            d0={n: registry.xz_critic(specs[n], getattr(self, f"d0_{n}")) for n in self.names},
-                            d1={n: registry.xz_critic(specs[n], getattr(self, f"d1_{n}")) for n in self.names},
-                            dj=registry.joint_critic(self.d_joint))
+                            d0={n: builders.xz_critic(specs[n], getattr(self, f"d0_{n}")) for n in self.names},
+                            d1={n: builders.xz_critic(specs[n], getattr(self, f"d1_{n}")) for n in self.names},
+                            dj=builders.joint_critic(self.d_joint))
         separate = self.config.model.spectral_norm_updates == "per_forward"
         return _map_critics(nets, lambda critic: critic.with_schedule(separate_estimates=separate))
 
@@ -158,7 +158,7 @@ class MMALI(keras.Model):
     def loss_term_names(self) -> tuple[list[str], list[str]]:
         """Names of the D and G terms, found by tracing the objective symbolically (nothing runs)."""
         cfg = self.config.model
-        shapes = {n: registry.input_shape(s) for n, s in zip(self.names, cfg.modalities)}
+        shapes = {n: builders.input_shape(s) for n, s in zip(self.names, cfg.modalities)}
         spec = {call: {n: tf.TensorSpec((2,) + shapes[n], tf.float32) for n in self.names}
                 for call in ("d_unimodal", "d_joint", "g_unimodal", "g_joint")}
         names = {}

@@ -30,7 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mmali_tf import checkpointing, distribution, images, rundir, training_data
+from mmali_tf import checkpointing, checks, distribution, images, rundir, training_data
 from mmali_tf.config import ExperimentConfig
 from mmali_tf.data.pipeline import to_model_input
 from mmali_tf.data.unpaired import pools_summary
@@ -160,7 +160,7 @@ def run(config: ExperimentConfig, workdir: str, print_fn=print, evaluate_fn=None
     ``evaluate_fn(model, step)``, if given, runs on the chief every ``eval_every`` steps and at the end when
     ``eval_at_end``. Raises :class:`Stopped` after a signal, :class:`mmali_tf.errors.MMALIError` on bad input.
     """
-    config = config.validate()
+    config = checks.check_registered(config.validate())
     _, precision_reason = distribution.choose_precision(config.train.precision, config.name)
     config = distribution.resolve(config)
     t = config.train

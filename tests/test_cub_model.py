@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mmali_tf import reference_port, training_data
+from mmali_tf import training_data
 from mmali_tf.data import cub_features as cf
 from mmali_tf.data import datasets
 from mmali_tf.model import MMALI, count_parameters
+from tests.golden import reference_port
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 THEIR_KEYS = ("0cap", "1img")

@@ -24,7 +24,7 @@ from mmali_tf.data import datasets, sources
 from mmali_tf.data.dataset import INDEX, LABEL, Dataset
 from mmali_tf.data.validation import check_split
 from mmali_tf.errors import DataError
-from mmali_tf.kinds.base import FEATURES, PIXELS
+from mmali_tf.constants import FEATURES, PIXELS
 from tests.cli_driver import run_in_one_interpreter
 from tests.test_reliability import assert_fails_with_one_line, hash_tree
 

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from mmali_tf import training
 from mmali_tf.config import DataConfig, ExperimentConfig, LossConfig, ModalitySpec, ModelConfig, TrainConfig
-from mmali_tf.networks.registry import IMAGE_SHAPES
+from mmali_tf.kinds.builders import IMAGE_SHAPES
 
 EMA_START = 4
 DECAY = 0.9999

@@ -17,8 +17,8 @@ import tensorflow as tf
 from mmali_tf.config import DataConfig, ExperimentConfig, LossConfig, ModalitySpec, ModelConfig, TrainConfig
 from mmali_tf.model import MMALI
 from mmali_tf.model import _map_critics
-from mmali_tf.networks import Critic
-from mmali_tf.networks.registry import IMAGE_SHAPES
+from mmali_tf.kinds.builders import IMAGE_SHAPES
+from mmali_tf.networks.critic import Critic
 from mmali_tf.networks.spectral_norm import SNConv2D
 from mmali_tf.noise import StepNoise
 from mmali_tf.objective import discriminator_losses, generator_losses

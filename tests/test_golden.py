@@ -3,8 +3,8 @@
 The fixtures (``$MMALI_GOLDEN_DIR``, default ``../shared/golden``; see its README) record one iteration of their code
 (6b5d/mmali at 3b500a7) for three configurations: their initial weights and spectral-norm vectors, the four input
 batches, every random draw with its role, every loss term, and fingerprints of every gradient, of the state after
-each optimizer step and of the EMA networks. We load their weights (:mod:`mmali_tf.reference_port`), replay their
-draws through our objective (:class:`mmali_tf.noise.ReplayNoise`), run ONE real ``train_step`` and compare.
+each optimizer step and of the EMA networks. We load their weights (:mod:`tests.golden.reference_port`), replay their
+draws through our objective (:class:`tests.golden.replay_noise.ReplayNoise`), run ONE real ``train_step`` and compare.
 
 The comparison runs in the authors' spectral-norm schedule (``spectral_norm_updates="per_forward"``) and, for the
 joint baseline, with their discarded first call (``discard_first_baseline_call``). Our defaults differ on purpose in
@@ -25,9 +25,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mmali_tf import reference_port, training
+from mmali_tf import training
 from mmali_tf.config import DataConfig, ExperimentConfig, LossConfig, ModalitySpec, ModelConfig, TrainConfig
-from mmali_tf.noise import ReplayNoise
+from tests.golden import reference_port
+from tests.golden.replay_noise import ReplayNoise
 
 GOLDEN_DIR = Path(os.environ.get("MMALI_GOLDEN_DIR", Path(__file__).resolve().parents[2] / "shared" / "golden"))
 FIXTURES = ("multimnist_m2", "mnist_svhn", "multimnist_m2_joint")

@@ -13,12 +13,14 @@ import pytest
 import tensorflow as tf
 
 from mmali_tf import kinds
+from mmali_tf.checks import check_registered
 from mmali_tf.config import DataConfig, ExperimentConfig, LossConfig, ModalitySpec, ModelConfig, TrainConfig
 from mmali_tf.data import datasets
 from mmali_tf.errors import ConfigError, DataError
 from mmali_tf.kinds.image import displayable, pooled
 from mmali_tf.model import count_parameters
-from mmali_tf.networks import registry, svhn
+from mmali_tf.kinds import builders as registry
+from mmali_tf.networks import svhn
 from mmali_tf.networks.image import ConvLayout
 from tests.cli_driver import run_in_one_interpreter
 
@@ -114,7 +116,7 @@ def test_options_are_validated(options, fragment):
         modalities=(spec(**options), spec("q", height=16, width=16, channels=1))), loss=LossConfig(),
         train=TrainConfig(batch_size=8))
     with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
-        config.validate()
+        check_registered(config.validate())
 
 
 def test_modality_option_takes_several_keys():

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from mmali_tf.errors import ConfigError
-from mmali_tf.networks import (
+from mmali_tf.kinds.builders import (
     IMAGE_SHAPES,
     build_decoder,
     build_encoder,
@@ -549,7 +549,7 @@ import numpy as np
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from mmali_tf.networks import build_xz_discriminator
+from mmali_tf.kinds.builders import build_xz_discriminator
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 with strategy.scope():
     d = build_xz_discriminator("mnist", 8, 3, "d0")

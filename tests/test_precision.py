@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from mmali_tf import configs, distribution, training
-from mmali_tf.networks.registry import IMAGE_SHAPES
+from mmali_tf.kinds.builders import IMAGE_SHAPES
 from mmali_tf.networks.spectral_norm import SNConv2D, SNDense
 
 

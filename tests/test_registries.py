@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from mmali_tf import kinds
+from mmali_tf.checks import check_registered
 from mmali_tf.config import DataConfig, ExperimentConfig, LossConfig, ModalitySpec, ModelConfig, TrainConfig
 from mmali_tf.data import datasets
 from mmali_tf.data.dataset import INDEX, LABEL, Dataset
@@ -83,7 +84,7 @@ def test_builtin_entries():
 def test_a_registered_kind_and_dataset_are_accepted_everywhere(registered):
     from mmali_tf.evaluation import classifiers, metrics
     from mmali_tf.model import MMALI, count_parameters
-    from mmali_tf.networks import registry
+    from mmali_tf.kinds import builders as registry
 
     cfg = config(ModalitySpec("a", "dummy_kind", "dummy_data"), ModalitySpec("b", "mnist", "mnist")).validate()
     assert "dummy_kind" in registry.KIND_NAMES and registry.IMAGE_SHAPES["dummy_kind"] == (28, 28, 1)
@@ -179,15 +180,15 @@ def test_a_registered_metric_is_parsed_run_and_reported(registered):
 ])
 def test_validation_reads_the_registries(modalities, fragment):
     with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
-        config(*modalities).validate()
+        check_registered(config(*modalities).validate())
 
 
 def test_joint_architecture_from_its_registry():
     cub = (ModalitySpec("c", "cub_caption", "cub_caption"), ModalitySpec("i", "cub_image", "cub_image"))
     for name in ("dot", "concat", "feature_concat"):
-        config(*cub, joint_architecture=name).validate()
+        check_registered(config(*cub, joint_architecture=name).validate())
     with pytest.raises(ConfigError, match="joint_architecture must be one of dot, concat, feature_concat"):
-        config(*cub, joint_architecture="bilinear").validate()
+        check_registered(config(*cub, joint_architecture="bilinear").validate())
 
 
 def test_modality_options():

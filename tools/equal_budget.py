@@ -13,7 +13,7 @@ shared classifiers of ``<root>/classifiers``, ``--max_pairs`` test tuples):
   ``<root>/<config>/<label>_s<S>``;
 * ``theirs``: the authors' training script (6b5d/mmali, their README options, torch seed S) run by
   ``tools/equal_budget_theirs.py`` in the torch interpreter on our training tuples in our pipeline's order; its
-  weights are loaded into our networks (``mmali_tf.reference_port``) and saved as a checkpoint of a run directory
+  weights are loaded into our networks (``tests/golden/reference_port.py``) and saved as a checkpoint of a run directory
   ``<root>/<config>/theirs_s<S>`` with the preset's config, so the same evaluator reads it.
 
 Runs and evaluations already done are reused (delete a run directory to redo it). The table lists every metric of
@@ -107,10 +107,11 @@ def train_theirs(run: Path, seed: int) -> None:
         return
     import numpy as np
 
-    from mmali_tf import checkpointing, configs, reference_port, rundir, training, training_data
+    from mmali_tf import checkpointing, checks, configs, rundir, training, training_data
+    from tests.golden import reference_port
 
-    config = configs.build(F.config, {"train.max_iter": F.iterations, "train.seed": seed,
-                                      "data.data_dir": data_dir()})
+    config = checks.check_registered(configs.build(F.config, {"train.max_iter": F.iterations, "train.seed": seed,
+                                                              "data.data_dir": data_dir()}))
     splits = training_data.load_modalities(config, "train")
     pairs = training_data.make_pairs(config, splits, "train")
     run.mkdir(parents=True, exist_ok=True)

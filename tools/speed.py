@@ -97,7 +97,10 @@ def load_training_data(config, dirs: dict[str, str], random_if_absent: bool = Tr
     from mmali_tf import training_data
     from mmali_tf.data.pairing import pair_by_label
     from mmali_tf.errors import MMALIError
-    from mmali_tf.networks.registry import input_shape
+    try:
+        from mmali_tf.kinds.builders import input_shape
+    except ImportError:  # a --baseline checkout from before the builders moved to the kinds
+        from mmali_tf.networks.registry import input_shape
 
     images, labels, sources = {}, {}, {}
     for spec in config.model.modalities:

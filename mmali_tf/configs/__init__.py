@@ -12,7 +12,7 @@ import importlib.util
 import os
 from collections.abc import Callable, Mapping
 
-from mmali_tf.config import ExperimentConfig
+from mmali_tf.config import ExperimentConfig, apply_overrides
 from mmali_tf.configs import cub, mnist_svhn, multimnist, quickstart
 from mmali_tf.errors import ConfigError
 
@@ -64,7 +64,6 @@ def _from_file(path: str) -> ExperimentConfig:
 
 
 def build(spec: str = "defaults", overrides: Mapping[str, object] | None = None) -> ExperimentConfig:
-    """The preset (or file) ``spec`` with dotted ``overrides`` applied, validated."""
-    from mmali_tf import cli
-
-    return cli.apply_overrides(get(spec), overrides or {}).validate()
+    """The preset (or file) ``spec`` with dotted ``overrides`` applied, validated (values only: registry names are
+    checked where a run starts, :func:`mmali_tf.checks.check_registered`)."""
+    return apply_overrides(get(spec), overrides or {}).validate()

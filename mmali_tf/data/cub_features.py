@@ -44,13 +44,13 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from mmali_tf.constants import FEATURES
 from mmali_tf.data.sources import SPLITS  # noqa: F401  (re-exported for the tools)
 from mmali_tf.data.dataset import INDEX, Dataset
 from mmali_tf.data.sources import (DATA_DIR_ENV, STANDIN_MARKER, Split, _cached, _check_split, _file_key,
                                    resolve_data_dir)
 from mmali_tf.data.validation import check_file
 from mmali_tf.errors import DataError
-from mmali_tf.kinds.base import FEATURES
 
 IMAGE_FEATURE_DIM = 2048
 CAPTION_FEATURE_DIM = 1024

@@ -35,7 +35,7 @@ class Dataset:
         load: ``load(data_dir, split, *, modality, tfds_data_dir, download, **_) -> Split``; ``data_dir`` None means
             ``$MMALI_DATA_DIR``; ``modality`` is the modality's name (datasets whose files are named after the
             modality read it); user-facing problems raise ``DataError`` / ``ConfigError`` (one line).
-        examples: ``kinds.PIXELS`` (uint8 images) or ``kinds.FEATURES`` (float32 vectors).
+        examples: ``constants.PIXELS`` (uint8 images) or ``constants.FEATURES`` (float32 vectors).
         pairing: ``"label"`` or ``"index"`` (see the module docstring).
         display: the data's name in reports, e.g. "MNIST".
         standin_display: the name in reports when the split's source says "stand-in" (synthetic data).

@@ -24,10 +24,10 @@ import os
 import numpy as np
 from PIL import Image
 
+from mmali_tf.constants import PIXELS
 from mmali_tf.data.dataset import LABEL, Dataset
 from mmali_tf.data.sources import Split, make_split
 from mmali_tf.errors import ConfigError, DataError
-from mmali_tf.kinds.base import PIXELS
 
 KINDS = ("grey28", "colour32")
 TEST_FRACTION = 0.2

@@ -28,11 +28,11 @@ import zipfile
 
 import numpy as np
 
+from mmali_tf.constants import PIXELS
 from mmali_tf.data.dataset import INDEX, Dataset
 from mmali_tf.data.sources import (DATA_DIR_ENV, SPLITS, STANDIN_MARKER, Split, _cached, _check_split, _file_key,
                                    resolve_data_dir)
 from mmali_tf.errors import ConfigError, DataError
-from mmali_tf.kinds.base import PIXELS
 
 MAX_CLASSES = 10_000
 """Labels must lie in 0..MAX_CLASSES-1 (the classifiers and probes have one output per class up to the largest)."""

@@ -30,10 +30,10 @@ from typing import Callable
 
 import numpy as np
 
+from mmali_tf.constants import PIXELS
 from mmali_tf.data.dataset import LABEL, Dataset
 from mmali_tf.data.validation import IMAGE_LAYOUT, check_file, check_labels, check_rows
 from mmali_tf.errors import ConfigError, DataError, os_reason
-from mmali_tf.kinds.base import PIXELS
 
 DATA_DIR_ENV = "MMALI_DATA_DIR"
 SPLITS = ("train", "test")

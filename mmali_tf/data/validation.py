@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mmali_tf.constants import PIXELS
 from mmali_tf.data.dataset import INDEX, LABEL
 from mmali_tf.errors import DataError
-from mmali_tf.kinds.base import PIXELS
 
 if TYPE_CHECKING:  # annotations only: sources imports this module
     from mmali_tf.data.dataset import Dataset

@@ -25,12 +25,12 @@ import os
 
 import numpy as np
 
+from mmali_tf.constants import FEATURES
 from mmali_tf.data.dataset import INDEX, Dataset
 from mmali_tf.data.sources import (DATA_DIR_ENV, STANDIN_MARKER, Split, _cached, _check_split, _file_key,
                                    resolve_data_dir)
 from mmali_tf.data.validation import FEATURE_LAYOUT, check_file, check_labels, check_rows
 from mmali_tf.errors import ConfigError, DataError
-from mmali_tf.kinds.base import FEATURES
 
 
 def vector_paths(data_dir: str, modality: str, split: str) -> tuple[str, str]:

@@ -27,7 +27,7 @@ import tensorflow as tf
 from mmali_tf import losses
 from mmali_tf.errors import DataError
 from mmali_tf.evaluation.latent import encode_split
-from mmali_tf.evaluation.report import Progress
+from mmali_tf.evaluation.progress import Progress
 from mmali_tf.noise import StepNoise
 
 

@@ -41,7 +41,7 @@ from mmali_tf import losses
 from mmali_tf.evaluation import cca
 from mmali_tf.evaluation.coherence import subset_of_pairs
 from mmali_tf.evaluation.latent import encode_split
-from mmali_tf.evaluation.report import Progress
+from mmali_tf.evaluation.progress import Progress
 from mmali_tf.noise import StepNoise
 
 

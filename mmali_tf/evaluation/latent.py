@@ -30,7 +30,7 @@ import tensorflow as tf
 
 from mmali_tf import losses
 from mmali_tf.errors import ConfigError
-from mmali_tf.evaluation.report import Progress
+from mmali_tf.evaluation.progress import Progress
 
 VARIANTS = ("", "_content", "_style")
 

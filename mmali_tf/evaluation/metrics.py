@@ -22,7 +22,9 @@ import re
 from collections.abc import Callable
 
 from mmali_tf import kinds
+from mmali_tf.data.datasets import DATASETS
 from mmali_tf.errors import ConfigError
+from mmali_tf.evaluation import coherence, correlation, latent
 from mmali_tf.registry import Registry
 
 
@@ -69,8 +71,6 @@ def metric_of(key: str) -> Metric | None:
 
 # ------------------------------------------------------------------------------------------------ applicability
 def _dataset_pairing(config) -> str:
-    from mmali_tf.data import DATASETS
-
     return DATASETS.get(config.model.modalities[0].dataset).pairing
 
 
@@ -78,8 +78,6 @@ def labelled(config) -> bool:
     """Whether every modality's data carries class labels: always for datasets paired by label; for datasets
     paired by row, when each dataset says so for its modality (``Dataset.has_labels``, e.g. image files with
     ``labels``)."""
-    from mmali_tf.data import DATASETS
-
     if _dataset_pairing(config) == "label":
         return True
     for spec in config.model.modalities:
@@ -91,8 +89,6 @@ def labelled(config) -> bool:
 
 def _may_have_labels(config) -> bool:
     """Some dataset of a config paired by row can carry labels (so the reasons below name them)."""
-    from mmali_tf.data import DATASETS
-
     return any(DATASETS.get(s.dataset).has_labels is not None for s in config.model.modalities)
 
 
@@ -147,8 +143,6 @@ def _correlation_applies(config) -> str:
 
 # ------------------------------------------------------------------------------------------------ runners
 def _run_latent(ctx) -> dict:
-    from mmali_tf.evaluation import latent
-
     probe = ctx.probe_settings
     ctx.print_fn(f"latent probe ({ctx.options.protocol} protocol, {probe.epochs} epochs)")
     return latent.latent_accuracy(ctx.model, ctx.train_splits(), ctx.test_splits(), ctx.options.protocol, probe,
@@ -158,8 +152,6 @@ def _run_latent(ctx) -> dict:
 
 def _cross_and_synergy(ctx) -> dict:
     """Cross coherence and synergy come from one pass over the test tuples; computed once for both groups."""
-    from mmali_tf.evaluation import coherence
-
     def compute():
         return coherence.cross_and_synergy(ctx.model, ctx.test_splits(), ctx.test_pairs(), ctx.classifiers,
                                            ctx.coherence_settings, cross="cross" in ctx.selected,
@@ -178,14 +170,10 @@ def _run_synergy(ctx) -> dict:
 
 
 def _run_joint(ctx) -> dict:
-    from mmali_tf.evaluation import coherence
-
     return coherence.joint_coherence(ctx.model, ctx.classifiers, ctx.coherence_settings, print_fn=ctx.print_fn)
 
 
 def _run_correlation(ctx) -> dict:
-    from mmali_tf.evaluation import correlation
-
     return correlation.correlation_metrics(ctx, correlation_modalities(ctx.config))
 
 

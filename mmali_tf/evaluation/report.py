@@ -1,5 +1,5 @@
-"""Evaluation outputs: the ``metrics.json`` record (schema + validation), the Markdown table, TensorBoard scalars,
-and a progress line with ETA for long loops."""
+"""Evaluation outputs: the ``metrics.json`` record (schema + validation), the Markdown table and TensorBoard
+scalars."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import datetime
 import json
 import math
 import os
-import time
 
 from mmali_tf.atomic_files import write_text_atomic
-from mmali_tf.kinds import FEATURES, KINDS
+from mmali_tf.constants import FEATURES
+from mmali_tf.kinds import KINDS
 from mmali_tf.evaluation.metrics import METRICS, metric_of
+from mmali_tf.evaluation.progress import format_seconds
 from mmali_tf.data.datasets import data_label  # noqa: F401  (reports name each modality's data by it)
 
 SCHEMA = "mmali_tf.metrics/1"
@@ -33,37 +34,6 @@ FIELDS = {
     "data": dict, "pairing": (dict, type(None)), "classifiers": dict, "settings": dict,
     "wall_time_seconds": (int, float), "timings": dict, "created": str, "versions": dict, "notes": list,
 }
-
-
-def format_seconds(seconds: float) -> str:
-    seconds = int(round(max(seconds, 0)))
-    minutes, secs = divmod(seconds, 60)
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
-
-
-class Progress:
-    """Prints ``label: done/total (pct), elapsed, ETA`` at most every ``every`` seconds and once at the end."""
-
-    def __init__(self, total: int, label: str, print_fn=print, every: float = 15.0):
-        self.total = max(int(total), 1)
-        self.label = label
-        self.print_fn = print_fn
-        self.every = every
-        self.start = self.last = time.perf_counter()
-
-    def update(self, done: int) -> None:
-        now = time.perf_counter()
-        finished = done >= self.total
-        if not finished and now - self.last < self.every:
-            return
-        self.last = now
-        elapsed = now - self.start
-        if finished:
-            self.print_fn(f"  {self.label}: {done:,}/{self.total:,} done in {format_seconds(elapsed)}")
-            return
-        eta = elapsed / max(done, 1) * (self.total - done)
-        self.print_fn(f"  {self.label}: {done:,}/{self.total:,} ({done / self.total:.0%}), "
-                      f"{format_seconds(elapsed)} elapsed, ETA {format_seconds(eta)}")
 
 
 def split_record(split) -> dict:

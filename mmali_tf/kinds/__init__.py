@@ -1,19 +1,23 @@
 """The modality-kind registry: every network family a modality can have, one module each.
 
 A kind module defines a :class:`~mmali_tf.kinds.base.ModalityKind` (see :mod:`mmali_tf.kinds.base` for what it
-provides) as ``KIND``; this registry holds one line per kind. Config validation, the ``--modalities`` help text, the
-networks (:mod:`mmali_tf.networks.registry`), the training data checks, the sample grids, evaluation (classifiers,
-correlation), export and :mod:`mmali_tf.reference_port` all look kinds up here, so a new kind is its module plus
-its registration line (BUILD.md, "Adding a modality kind or a dataset").
+provides) as ``KIND``; this registry holds one line per kind. The registry checks (:mod:`mmali_tf.checks`), the
+``--modalities`` help text, the network builders (:mod:`mmali_tf.kinds.builders`), the training data checks, the
+sample grids, evaluation (classifiers, correlation) and export all look kinds up here, so a new kind is its module
+plus its registration line (BUILD.md, "Adding a modality kind or a dataset").
 """
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from collections.abc import Iterable, Sequence
 
+from mmali_tf.config import ModalitySpec
+from mmali_tf.constants import FEATURES, PIXELS
 from mmali_tf.errors import ConfigError
 from mmali_tf.kinds import cub_caption, cub_image, image, mnist, svhn, vector
-from mmali_tf.kinds.base import FEATURES, PIXELS, ClassifierSpec, InputSpec, ModalityKind, ReferenceNames
+from mmali_tf.kinds.base import ClassifierSpec, InputSpec, ModalityKind
 from mmali_tf.registry import Registry
 
 KINDS: Registry[ModalityKind] = Registry("modality kind")
@@ -24,7 +28,7 @@ KINDS.register(cub_image.KIND)
 KINDS.register(vector.KIND)
 KINDS.register(image.KIND)
 
-__all__ = ["FEATURES", "KINDS", "PIXELS", "ClassifierSpec", "InputSpec", "ModalityKind", "ReferenceNames", "get",
+__all__ = ["FEATURES", "KINDS", "PIXELS", "ClassifierSpec", "InputSpec", "ModalityKind", "get",
            "kind_of", "input_spec", "apply_modality_options", "modality_option_help"]
 
 
@@ -44,10 +48,6 @@ def input_spec(spec) -> InputSpec:
 
 
 def _is_int_option(key: str) -> bool:
-    import typing
-
-    from mmali_tf.config import ModalitySpec
-
     return typing.get_type_hints(ModalitySpec)[key] is int
 
 
@@ -79,8 +79,6 @@ def apply_modality_options(specs: Sequence, entries: Iterable[str]) -> tuple:
     """``specs`` (ModalitySpecs) with ``NAME:KEY=VALUE[,KEY=VALUE...]`` entries applied, e.g.
     ``text:feature_dim=768``, ``text:encoder_hidden=384,192,96`` or ``photo:height=64,width=64,channels=3``. Each
     KEY must be an option of the modality's kind."""
-    import dataclasses
-
     by_name = {spec.name: spec for spec in specs}
     for entry in entries:
         name, _, assignment = entry.partition(":")

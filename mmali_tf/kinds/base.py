@@ -3,31 +3,27 @@
 A kind is a network family and everything that depends on it: the shape and storage of one example, the encoder,
 decoder and (x, z) discriminator with the :class:`~mmali_tf.networks.critic.Critic` through which the objective calls
 it, the branch through which the modality enters a joint critic, how coherence is measured (a classifier for image
-kinds, none for feature kinds), how examples are drawn in the sample grids, and the names of the authors'
-counterparts of its layers (for :mod:`mmali_tf.reference_port`).
+kinds, none for feature kinds), and how examples are drawn in the sample grids.
 
 Every method takes the :class:`~mmali_tf.config.ModalitySpec` of the modality, so a kind whose size is not fixed
-(``vector``) reads it there; fixed kinds ignore it. Network builders are imported inside the methods: importing the
-registry costs no TensorFlow start-up.
+(``vector``) reads it there; fixed kinds ignore it. Each kind module imports its network modules
+(:mod:`mmali_tf.networks`), so importing the registry loads Keras and TensorFlow; the config
+(:mod:`mmali_tf.config`) never imports the kinds.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+import types
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from mmali_tf.config import ModalitySpec
+from mmali_tf.constants import PIXELS
 from mmali_tf.errors import ConfigError
-
-PIXELS = "pixels"
-"""Examples stored as uint8 0..255 images ``[H, W, C]``; the networks see them divided by 255 (in [0, 1]) and the
-decoders end in a sigmoid."""
-
-FEATURES = "features"
-"""Examples stored as float32 vectors ``[D]``; the networks see the values as they are and the decoders are
-linear."""
+from mmali_tf.tiles import tile
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +32,8 @@ class InputSpec:
 
     Attributes:
         shape: ``(H, W, C)`` for images, ``(D,)`` for feature vectors.
-        examples: :data:`PIXELS` or :data:`FEATURES` (how the data is stored and scaled).
+        examples: :data:`mmali_tf.constants.PIXELS` or :data:`mmali_tf.constants.FEATURES` (how the data is stored
+            and scaled).
     """
 
     shape: tuple[int, ...]
@@ -68,43 +65,21 @@ class ClassifierSpec:
     sized: bool = False
 
 
-@dataclasses.dataclass(frozen=True)
-class ReferenceNames:
-    """Where the authors' PyTorch modules of this kind sit in our layers (``reference_port``).
-
-    Each table maps their module index (inside ``Sequential``\\ s) or path to our layer-name suffix, the layer being
-    ``f"{model.name}_{suffix}"``.
-
-    Attributes:
-        encoder: index in their encoder's ``model`` (wrapped by their Gaussian module as ``module.model.<i>``).
-        decoder: index in their decoder's ``model``.
-        x_branch: index in the x-branch of their joint critics (suffixes relative to the branch prefix).
-        xz: module path in their (x, z) discriminator.
-    """
-
-    encoder: Mapping[int, str]
-    decoder: Mapping[int, str]
-    x_branch: Mapping[int, str]
-    xz: Mapping[str, str]
-
-
 class ModalityKind:
     """Base class of the kinds; subclasses set the attributes and implement the network methods.
 
     Attributes:
         name: the registry key (the ``kind`` of a ``ModalitySpec``).
         description: one line for help texts.
-        examples: :data:`PIXELS` or :data:`FEATURES`; a modality's dataset must hold the same.
+        examples: :data:`mmali_tf.constants.PIXELS` or ``FEATURES``; a modality's dataset must hold the same.
         options: the optional ``ModalitySpec`` fields this kind reads (``feature_dim``, widths); settable with
             ``--modality_option``.
-        reference_names: the authors' layer names, or None where the authors have no such network.
     """
 
     name: str = ""
     description: str = ""
     examples: str = PIXELS
     options: tuple[str, ...] = ()
-    reference_names: ReferenceNames | None = None
 
     # ------------------------------------------------------------------ the spec
     def input_spec(self, spec) -> InputSpec:
@@ -116,8 +91,6 @@ class ModalityKind:
 
         The default accepts only the common fields: every option the kind does not read must keep its default.
         """
-        from mmali_tf.config import ModalitySpec
-
         defaults = ModalitySpec(name="", kind="", dataset="")
         for key in option_fields():
             if key not in self.options and getattr(spec, key) != getattr(defaults, key):
@@ -157,7 +130,7 @@ class ModalityKind:
 
     def render(self, rows: Sequence[np.ndarray], labels=None, title=None) -> np.ndarray:
         """Rows of examples (float32 ``[N, *input_shape]``, as the networks see them) as one uint8 RGB grid, with
-        ``labels`` (one per row) and ``title`` written on it (:func:`mmali_tf.images.tile`)."""
+        ``labels`` (one per row) and ``title`` written on it (:func:`mmali_tf.tiles.tile`)."""
         raise NotImplementedError
 
     def cca_view(self, spec, examples: np.ndarray) -> np.ndarray:
@@ -176,8 +149,6 @@ COMMON_FIELDS = ("name", "kind", "dataset", "quarter_turns", "rec_weight")
 
 def option_fields() -> tuple[str, ...]:
     """The ``ModalitySpec`` fields that are kind options (``feature_dim``, the widths, the image size, ...)."""
-    from mmali_tf.config import ModalitySpec
-
     return tuple(f.name for f in dataclasses.fields(ModalitySpec) if f.name not in COMMON_FIELDS)
 
 
@@ -192,39 +163,32 @@ def check_widths(value, what: str) -> tuple[int, ...]:
 class ImageKind(ModalityKind):
     """A kind of uint8 images with fixed networks: quarter turns allowed, sample grids drawn as the images.
 
-    The networks come from one module of :mod:`mmali_tf.networks` (``networks``, imported on first use) that
+    The networks come from one module of :mod:`mmali_tf.networks` (``networks``, the module itself) that
     defines ``IMAGE_SHAPE``, ``<prefix>Encoder``, ``<prefix>Decoder``, ``<prefix>XZDiscriminator``, ``xz_critic``
     and ``X_BRANCH``, as ``networks/mnist.py`` and ``networks/svhn.py`` do.
     """
 
     examples = PIXELS
-    networks: str = ""  # e.g. "mmali_tf.networks.mnist"
+    networks: types.ModuleType  # e.g. mmali_tf.networks.mnist
     prefix: str = ""  # e.g. "MNIST"
 
-    def _networks(self):
-        import importlib
-
-        return importlib.import_module(self.networks)
-
     def input_spec(self, spec=None) -> InputSpec:
-        return InputSpec(tuple(self._networks().IMAGE_SHAPE), self.examples)
+        return InputSpec(tuple(self.networks.IMAGE_SHAPE), self.examples)
 
     def encoder(self, spec, latent_dim, name):
-        return getattr(self._networks(), f"{self.prefix}Encoder")(latent_dim, name=name)
+        return getattr(self.networks, f"{self.prefix}Encoder")(latent_dim, name=name)
 
     def decoder(self, spec, latent_dim, name):
-        return getattr(self._networks(), f"{self.prefix}Decoder")(latent_dim, name=name)
+        return getattr(self.networks, f"{self.prefix}Decoder")(latent_dim, name=name)
 
     def xz_discriminator(self, spec, latent_dim, out_dim, name):
-        return getattr(self._networks(), f"{self.prefix}XZDiscriminator")(latent_dim, out_dim, name=name)
+        return getattr(self.networks, f"{self.prefix}XZDiscriminator")(latent_dim, out_dim, name=name)
 
     def xz_critic(self, model):
-        return self._networks().xz_critic(model)
+        return self.networks.xz_critic(model)
 
     def x_branch(self, spec=None):
-        return self._networks().X_BRANCH
+        return self.networks.X_BRANCH
 
     def render(self, rows: Sequence[np.ndarray], labels=None, title=None) -> np.ndarray:
-        from mmali_tf.images import tile
-
         return tile([np.asarray(r) for r in rows], labels=labels, title=title)

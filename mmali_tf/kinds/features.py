@@ -20,18 +20,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mmali_tf.constants import FEATURES
 from mmali_tf.errors import ConfigError
-from mmali_tf.kinds.base import FEATURES, InputSpec, ModalityKind, ReferenceNames
-
-_FC = {0: "fc1", 2: "fc2", 4: "fc3", 6: "fc4"}
-
-CUB_REFERENCE_NAMES = ReferenceNames(
-    encoder=_FC, decoder=_FC, x_branch=_FC,
-    xz={**{f"x_discrimination.{i}": f"x_{s}" for i, s in _FC.items()},
-        "z_discrimination.0": "z_fc1", "z_discrimination.2": "z_fc2",
-        "discriminator.0": "head_fc1", "discriminator.2": "head_out"})
-"""The authors' ``EncoderFT`` / ``DecoderFT`` / ``XZDiscriminatorFT`` module layout (``models/cub_caption.py``,
-``models/cub_image.py``): ``Sequential``\\ s with an activation after every linear layer."""
+from mmali_tf.kinds.base import InputSpec, ModalityKind
+from mmali_tf.networks import features as feature_networks
+from mmali_tf.networks.critic import merge_critic
+from mmali_tf.tiles import tile
 
 
 class FeatureKind(ModalityKind):
@@ -43,9 +37,7 @@ class FeatureKind(ModalityKind):
 
     def widths(self, spec):
         """The :class:`~mmali_tf.networks.features.FeatureWidths` of the modality ``spec``."""
-        from mmali_tf.networks import features
-
-        return getattr(features, self.fixed_widths)
+        return getattr(feature_networks, self.fixed_widths)
 
     def input_spec(self, spec=None) -> InputSpec:
         return InputSpec((self.widths(spec).feature_dim,), self.examples)
@@ -67,15 +59,11 @@ class FeatureKind(ModalityKind):
         return self.widths(spec).xz_discriminator(latent_dim, out_dim, name)
 
     def xz_critic(self, model):
-        from mmali_tf.networks.critic import merge_critic
-
         return merge_critic(model, f"{model.name}_concat")
 
     def x_branch(self, spec=None):
-        from mmali_tf.networks.features import feature_branch
-
         widths = self.widths(spec)
-        return feature_branch(widths.feature_dim, widths.x_hidden, kind=self.name)
+        return feature_networks.feature_branch(widths.feature_dim, widths.x_hidden, kind=self.name)
 
     def render(self, rows: Sequence[np.ndarray], labels=None, title=None) -> np.ndarray:
         return render_features(rows, labels, title)
@@ -89,8 +77,6 @@ def feature_raster(dim: int) -> tuple[int, int]:
 
 def render_features(rows: Sequence[np.ndarray], labels=None, title=None) -> np.ndarray:
     """Rows of feature vectors (each ``[N, D]``) as one uint8 RGB grid (see the module docstring)."""
-    from mmali_tf.images import tile
-
     rows = [np.asarray(r, np.float32).reshape(len(r), -1) for r in rows]
     dim = rows[0].shape[1]
     lo, hi = (float(v) for v in np.percentile(rows[0], [1.0, 99.0]))

@@ -1,6 +1,6 @@
 """The ``image`` kind: a user's own images of any size from 16 to 128 pixels a side (square or not) and 1 to 4
 channels, with the convolutional family of ``networks/image.py`` (SVHN's networks generalised) and a small CNN
-coherence classifier sized for the data (``evaluation/classifiers.py``, :func:`image_classifier`).
+coherence classifier sized for the data (``networks/classifiers.py``, :func:`image_classifier`).
 
 The modality spec gives ``height``, ``width`` and ``channels`` (required; ``--modality_option=NAME:height=64,
 width=64,channels=3``) and may override the family's ``base_filters`` (default 32) and ``stages`` (default: as many
@@ -19,6 +19,9 @@ import numpy as np
 
 from mmali_tf.errors import ConfigError
 from mmali_tf.kinds.base import ClassifierSpec, InputSpec, ModalityKind
+from mmali_tf.networks import image as image_networks
+from mmali_tf.networks.classifiers import image_classifier
+from mmali_tf.tiles import tile
 
 SIZE_OPTIONS = ("height", "width", "channels")
 FAMILY_OPTIONS = ("base_filters", "stages")
@@ -27,8 +30,6 @@ CCA_SIDE = 8
 
 
 def _build_classifier(protocol: str, seed: int, input_shape, num_classes: int):
-    from mmali_tf.evaluation.classifiers import image_classifier
-
     return image_classifier(tuple(input_shape), num_classes, seed=seed)
 
 
@@ -43,15 +44,13 @@ class SizedImageKind(ModalityKind):
     def layout(self, spec):
         """The :class:`~mmali_tf.networks.image.ConvLayout` of the modality ``spec`` (``ConfigError`` naming the
         option when a size is missing or out of range)."""
-        from mmali_tf.networks.image import ConvLayout
-
         name = getattr(spec, "name", "?")
         missing = [key for key in SIZE_OPTIONS if not getattr(spec, key, 0)]
         if missing:
             raise ConfigError(f"modality {name!r}: kind 'image' needs the image size, e.g. "
                               f"--modality_option={name}:height=64,width=64,channels=3 (missing: "
                               f"{', '.join(missing)})")
-        return ConvLayout.of(spec.height, spec.width, spec.channels, spec.base_filters, spec.stages,
+        return image_networks.ConvLayout.of(spec.height, spec.width, spec.channels, spec.base_filters, spec.stages,
                              what=f"modality {name!r}")
 
     def input_spec(self, spec) -> InputSpec:
@@ -73,36 +72,24 @@ class SizedImageKind(ModalityKind):
                 f"channels={c}")
 
     def encoder(self, spec, latent_dim, name):
-        from mmali_tf.networks.image import ImageEncoder
-
-        return ImageEncoder(self.layout(spec), latent_dim, name=name)
+        return image_networks.ImageEncoder(self.layout(spec), latent_dim, name=name)
 
     def decoder(self, spec, latent_dim, name):
-        from mmali_tf.networks.image import ImageDecoder
-
-        return ImageDecoder(self.layout(spec), latent_dim, name=name)
+        return image_networks.ImageDecoder(self.layout(spec), latent_dim, name=name)
 
     def xz_discriminator(self, spec, latent_dim, out_dim, name):
-        from mmali_tf.networks.image import ImageXZDiscriminator
-
-        return ImageXZDiscriminator(self.layout(spec), latent_dim, out_dim, name=name)
+        return image_networks.ImageXZDiscriminator(self.layout(spec), latent_dim, out_dim, name=name)
 
     def xz_critic(self, model):
-        from mmali_tf.networks.image import xz_critic
-
-        return xz_critic(model)
+        return image_networks.xz_critic(model)
 
     def x_branch(self, spec):
-        from mmali_tf.networks.image import x_branch
-
-        return x_branch(self.layout(spec))
+        return image_networks.x_branch(self.layout(spec))
 
     def classifier(self) -> ClassifierSpec:
         return ClassifierSpec(build=_build_classifier, default_epochs=10, sized=True)
 
     def render(self, rows: Sequence[np.ndarray], labels=None, title=None) -> np.ndarray:
-        from mmali_tf.images import tile
-
         return tile([displayable(np.asarray(r, np.float32)) for r in rows], labels=labels, title=title)
 
     def cca_view(self, spec, examples: np.ndarray) -> np.ndarray:
@@ -113,7 +100,7 @@ KIND = SizedImageKind()
 
 
 def displayable(images: np.ndarray) -> np.ndarray:
-    """``[N, H, W, C]`` images as ones :func:`mmali_tf.images.tile` draws: C = 1 or 3 unchanged; C = 2: the two
+    """``[N, H, W, C]`` images as ones :func:`mmali_tf.tiles.tile` draws: C = 1 or 3 unchanged; C = 2: the two
     channels side by side (grey, ``[N, H, 2W + 1, 1]``); C = 4: the colour image and the fourth channel in grey beside
     it (``[N, H, 2W + 1, 3]``). The column between them is white."""
     channels = images.shape[-1]

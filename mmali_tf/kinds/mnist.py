@@ -1,23 +1,21 @@
 """The ``mnist`` kind: 28x28x1 images in [0, 1], the authors' MLPs (``networks/mnist.py``, their ``models/mnist.py``)
-and the MNIST coherence classifier (``evaluation/classifiers.py``)."""
+and the MNIST coherence classifier (``networks/classifiers.py``)."""
 
 from __future__ import annotations
 
-from mmali_tf.kinds.base import ClassifierSpec, ImageKind, ReferenceNames
+from mmali_tf.kinds.base import ClassifierSpec, ImageKind
+from mmali_tf.networks import mnist as mnist_networks
+from mmali_tf.networks.classifiers import mnist_classifier
 
 
 def _build_classifier(protocol: str, seed: int):
-    from mmali_tf.evaluation.classifiers import mnist_classifier
-
     return mnist_classifier(always_on_dropout=protocol == "reference", seed=seed)
 
 
 class MNISTKind(ImageKind):
     name = "mnist"
     description = "28x28x1 images, MLP networks"
-    networks, prefix = "mmali_tf.networks.mnist", "MNIST"
-    reference_names = ReferenceNames(encoder={1: "fc1", 3: "fc2"}, decoder={0: "fc1", 2: "fc2"},
-                                     x_branch={1: "fc1", 3: "fc2"}, xz={"model.0": "fc1", "model.2": "fc2"})
+    networks, prefix = mnist_networks, "MNIST"
 
     def classifier(self) -> ClassifierSpec:
         return ClassifierSpec(build=_build_classifier, default_epochs=30, always_on_dropout_in_reference=True)

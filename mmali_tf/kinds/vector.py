@@ -16,6 +16,7 @@ import dataclasses
 from mmali_tf.errors import ConfigError
 from mmali_tf.kinds.base import check_widths
 from mmali_tf.kinds.features import FeatureKind
+from mmali_tf.networks.features import FeatureWidths
 
 WIDTH_OPTIONS = ("encoder_hidden", "x_hidden", "z_hidden", "head_hidden")
 
@@ -26,8 +27,6 @@ class VectorKind(FeatureKind):
     options = ("feature_dim",) + WIDTH_OPTIONS
 
     def widths(self, spec):
-        from mmali_tf.networks.features import FeatureWidths
-
         dim = getattr(spec, "feature_dim", 0)
         if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
             name = getattr(spec, "name", "?")

@@ -7,9 +7,9 @@ Used to load their weights into our networks and to compare our training step wi
   names in config order. ``their_keys[i]`` corresponds to ``cfg.names[i]``.
 * **Networks.** ``encoders.<key>``, ``decoders.<key>``, ``xz_discriminators.<key>.0`` (our ``d0_<name>``),
   ``xz_discriminators.<key>.1`` (``d1_<name>``), ``joint_discriminator`` (``d_joint``) and, for their
-  ``JointModel`` baseline, ``discriminators`` (``d_joint_xz``). Module paths map to our layer names through each
-  modality kind's :class:`~mmali_tf.kinds.base.ReferenceNames` (``mmali_tf.kinds``) and the per-architecture
-  layout of the joint critics below.
+  ``JointModel`` baseline, ``discriminators`` (``d_joint_xz``). Module paths map to our layer names through the
+  table of each modality kind in :mod:`tests.golden.reference_names` and the per-architecture layout of the joint
+  critics below.
 * **Layouts.** Linear weights are ``[out, in]`` (our Dense kernels ``[in, out]``); conv weights OIHW and
   transposed-conv weights ``[in, out, kh, kw]`` (both ours = ``W.transpose(2, 3, 1, 0)``); spectral norm's
   ``weight_orig`` is our raw ``kernel``, ``weight_u`` our ``sn_u`` and ``weight_v`` our ``sn_v``, whose entries are
@@ -26,9 +26,9 @@ from collections.abc import Mapping, Sequence
 import keras
 import numpy as np
 
-from mmali_tf import kinds
 from mmali_tf.errors import ConfigError
 from mmali_tf.networks.spectral_norm import SNConv2D, SNDense
+from tests.golden.reference_names import REFERENCE_NAMES, ReferenceNames
 
 # Their module index in a joint critic's head / z-branch -> our layer-name suffix.
 _HEAD_LAYERS = {0: "head_fc1", 2: "head_fc2", 4: "head_out"}
@@ -39,9 +39,9 @@ _BRANCH_PATHS = {"dot": lambda j: f"x{j + 1}_discrimination", "feature_concat": 
                  "concat": lambda j: f"x_discriminations.x{j}_discrimination"}
 
 
-def reference_names(kind: str) -> kinds.ReferenceNames:
+def reference_names(kind: str) -> ReferenceNames:
     """The authors' layer names of a kind (``ConfigError`` for kinds without an authors' counterpart)."""
-    names = kinds.get(kind).reference_names
+    names = REFERENCE_NAMES.get(kind)
     if names is None:
         raise ConfigError(f"modality kind {kind!r} has no counterpart in the authors' code")
     return names
