@@ -151,7 +151,7 @@ def flag_name(path: str) -> str:
 
 
 def define_config_flags() -> None:
-    """``--config``, ``--dry_run`` and one flag per setting (with its short-name aliases); defined once."""
+    """``--config``, ``--dry_run`` and one flag per setting (its dotted path, with its short name as the one alias); defined once."""
     if "config" in flags.FLAGS:
         return
     flags.DEFINE_string("config", "defaults", "Preset name (" + ", ".join(_preset_names()) + ") or a .py file "
@@ -176,8 +176,7 @@ def define_config_flags() -> None:
         else:
             flags.DEFINE_string(name, None, text)
         short = f.metadata["flag"] or path.rsplit(".", 1)[-1]
-        for alias in (short,) + tuple(f.metadata["aliases"]):
-            flags.DEFINE_alias(alias, name)
+        flags.DEFINE_alias(short, name)
 
 
 def _registry_help(path: str) -> str:

@@ -25,15 +25,15 @@ SPECTRAL_NORM_UPDATES = ("per_step", "per_forward")
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
-def setting(default, help: str, *, flag: str | None = None, aliases: tuple[str, ...] = (), lower=None, upper=None,
+def setting(default, help: str, *, flag: str | None = None, lower=None, upper=None,
             choices: tuple | None = None):
     """A config field with its one default and its command-line description.
 
-    ``flag`` is the short command-line name (default: the field's name), ``aliases`` further accepted names;
+    ``flag`` is the short command-line name (default: the field's name), the only one besides the dotted path;
     ``lower`` / ``upper`` / ``choices`` are checked by :meth:`ExperimentConfig.validate`. ``mmali_tf.cli`` turns
     every such field into a ``--config.<section>.<field>`` flag with that short name as an alias.
     """
-    metadata = {"help": help, "flag": flag, "aliases": aliases, "lower": lower, "upper": upper, "choices": choices}
+    metadata = {"help": help, "flag": flag, "lower": lower, "upper": upper, "choices": choices}
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -86,7 +86,7 @@ class DataConfig:
     max_d: int = setting(10000, "Per-class cap when not use_all.", lower=1)
     use_all: bool = setting(True, "The authors' --use_all pairing mode (docs/authors_code.md, section 1.2).")
     percentage: float = setting(1.0, "Fraction of each class that is paired (the authors' --percentage).",
-                                flag="paired_fraction", aliases=("percentage",), lower=0.0, upper=1.0)
+                                flag="paired_fraction", lower=0.0, upper=1.0)
     seed: int = setting(0, "Seed of the pairing and of the batch order.", flag="pairing_seed", lower=0)
     unpaired: bool = setting(False, "Train the unimodal terms on per-modality pools of paired + unpaired images and "
                                     "draw the joint critic's negatives from them; off = the authors' code (paired "

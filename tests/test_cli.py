@@ -50,7 +50,8 @@ def test_corrupt_svhn_mat(tmp_path):
 
 
 @pytest.mark.parametrize("flag, fragment", [("--bogus_flag=1", "bogus_flag"), ("--batch_size=-4", "batch_size"),
-                                            ("--percentage=1.5", "paired_fraction"), ("--paired_fraction=-0.1", "paired_fraction"),
+                                            ("--paired_fraction=1.5", "paired_fraction"), ("--paired_fraction=-0.1", "paired_fraction"),
+                                            ("--percentage=0.5", "percentage"),  # one short name per setting
                                             ("--modalities=a:mnist", "modalities"),
                                             ("--style_dim=30", "style_dim")])
 def test_bad_flags(tmp_path, flag, fragment):
