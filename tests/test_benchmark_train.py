@@ -2,6 +2,7 @@
 SVHN data directory it assembles, and one real lock-step run of the production loop. (Its bad-argument cases are
 in tests/test_reliability.py.)"""
 
+import json
 import os
 import subprocess
 import sys
@@ -32,24 +33,33 @@ def test_table_compares_with_the_baseline_of_the_same_precision_and_uses_its_pea
     assert "up to 0.30 cores" in lines[-1]
 
 
+SVHN_DIR_CHECK = """
+import json, sys
+from pathlib import Path
+from absl import flags
+from tools import benchmark_train as bench
+bench.define_flags()
+flags.FLAGS(["prog", "--data_dir=" + sys.argv[1], "--svhn_dir=" + sys.argv[2]])
+scratch = Path(sys.argv[3])
+both = Path(bench.data_dir_for("mnist_svhn", scratch))
+print(json.dumps({"files": sorted(p.name for p in both.iterdir()), "mnist": str((both / "mnist.npz").resolve()),
+                  "m2": bench.data_dir_for("multimnist_m2", scratch)}))
+"""
+
+
 def test_mnist_svhn_data_is_mnist_beside_the_svhn_files(tmp_path):
+    """In a fresh interpreter: the tool's flags share names with the training flags other tests define."""
     svhn = tmp_path / "svhn"
     svhn.mkdir()
     (svhn / "train_32x32.mat").write_bytes(b"x")
     (svhn / "test_32x32.mat").write_bytes(b"y")
-    before = set(flags.FLAGS)
-    if "svhn_dir" not in flags.FLAGS:
-        bench.define_flags()  # the tool's flags, removed again below: they share names with the training flags
-    flags.FLAGS(["prog", f"--data_dir={DATA_DIR}", f"--svhn_dir={svhn}"])
-    try:
-        both = Path(bench.data_dir_for("mnist_svhn", tmp_path))
-        assert sorted(p.name for p in both.iterdir()) == ["mnist.npz", "test_32x32.mat", "train_32x32.mat"]
-        assert (both / "mnist.npz").resolve() == (Path(DATA_DIR) / "mnist.npz").resolve()
-        assert bench.data_dir_for("multimnist_m2", tmp_path) == DATA_DIR
-    finally:
-        flags.FLAGS.unparse_flags()
-        for name in set(flags.FLAGS) - before:
-            delattr(flags.FLAGS, name)
+    done = subprocess.run([sys.executable, "-c", SVHN_DIR_CHECK, DATA_DIR, str(svhn), str(tmp_path)], cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert found["files"] == ["mnist.npz", "test_32x32.mat", "train_32x32.mat"]
+    assert found["mnist"] == str((Path(DATA_DIR) / "mnist.npz").resolve())
+    assert found["m2"] == DATA_DIR
 
 
 def test_a_short_run_of_the_production_loop_against_a_baseline(tmp_path):
