@@ -45,7 +45,7 @@ def _import_tensorflow_without_banners() -> None:
         saved = os.dup(2)
         try:
             os.dup2(captured.fileno(), 2)
-            import tensorflow  # noqa: F401
+            import tensorflow  # noqa: F401  (deferred: loaded with stderr captured, to drop its banners)
         finally:
             os.dup2(saved, 2)
             os.close(saved)
@@ -137,10 +137,13 @@ _import_tensorflow_stoppably()
 
 from absl import app, flags  # noqa: E402
 
-from mmali_tf import checks  # noqa: E402
+# Below the TensorFlow import: kinds, checks and distribution load TensorFlow, whose load banners are filtered above.
+from mmali_tf import checks, configs, distribution, kinds  # noqa: E402
 from mmali_tf import config as config_lib  # noqa: E402
 from mmali_tf.config import ExperimentConfig, ModalitySpec  # noqa: E402
-from mmali_tf.errors import ConfigError, MMALIError, os_reason  # noqa: E402
+from mmali_tf.data.datasets import DATASETS  # noqa: E402
+from mmali_tf.errors import MMALIError, os_reason  # noqa: E402
+from mmali_tf.networks.registry import JOINT_ARCHITECTURE_REGISTRY  # noqa: E402
 
 VERBOSE_ENV = "MMALI_VERBOSE"
 
@@ -157,8 +160,6 @@ def define_config_flags() -> None:
     flags.DEFINE_string("config", "defaults", "Preset name (" + ", ".join(_preset_names()) + ") or a .py file "
                         "defining get_config(); settings flags override it.")
     flags.DEFINE_bool("dry_run", False, "Print the resolved config and exit.")
-    from mmali_tf import kinds
-
     flags.DEFINE_multi_string("modality_option", [], kinds.modality_option_help())
     for path, (kind, f) in config_lib.field_types().items():
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
@@ -182,21 +183,14 @@ def define_config_flags() -> None:
 def _registry_help(path: str) -> str:
     """The registered choices of a setting whose values are registry names (read when the flags are defined)."""
     if path == "model.modalities":
-        from mmali_tf import kinds
-        from mmali_tf.data.datasets import DATASETS
-
         return f" Datasets: {DATASETS.help_text()}; kinds (networks): {kinds.KINDS.help_text()}."
     if path == "model.joint_architecture":
-        from mmali_tf.networks.registry import JOINT_ARCHITECTURE_REGISTRY
-
         return f" Registered: {JOINT_ARCHITECTURE_REGISTRY.help_text()}."
     return ""
 
 
 def _preset_names():
-    from mmali_tf.configs import PRESETS
-
-    return list(PRESETS)
+    return list(configs.PRESETS)
 
 
 def _show(value) -> str:
@@ -208,12 +202,9 @@ def _show(value) -> str:
 def config_from_flags(flag_values=None) -> ExperimentConfig:
     """The preset of ``--config`` with every config flag that was given (command line or flagfile) applied,
     validated and its registry names checked (:func:`mmali_tf.checks.check_registered`)."""
-    from mmali_tf import configs
-
-    from mmali_tf import kinds
-
     values = flag_values or flags.FLAGS
-    overrides = {path: values[flag_name(path)].value for path in config_lib.field_types() if values[flag_name(path)].present}
+    overrides = {path: values[flag_name(path)].value for path in config_lib.field_types()
+                 if values[flag_name(path)].present}
     config = configs.get(values.config)
     config = config_lib.apply_overrides(config, overrides)
     if values.modality_option:
@@ -226,8 +217,6 @@ def resolved_config_from_flags() -> ExperimentConfig:
     """:func:`config_from_flags` with its "auto" execution settings resolved for this machine
     (``mmali_tf.distribution.resolve``), as training runs it. With ``--dry_run`` it is printed and the program ends
     (exit status 0)."""
-    from mmali_tf import distribution
-
     config = distribution.resolve(config_from_flags())
     exit_if_dry_run(config)
     return config
@@ -235,8 +224,6 @@ def resolved_config_from_flags() -> ExperimentConfig:
 
 def exit_if_dry_run(config: ExperimentConfig) -> None:
     """With ``--dry_run``: print ``config`` with its "auto" settings resolved for this machine and end (status 0)."""
-    from mmali_tf import distribution
-
     if flags.FLAGS.dry_run:
         print(distribution.resolve(config).to_json())
         sys.exit(0)

@@ -8,7 +8,9 @@ import hashlib
 import json
 import logging
 import os
+import subprocess
 import sys
+from importlib import metadata
 
 import tensorflow as tf
 
@@ -134,8 +136,6 @@ def describe_devices() -> str:
 
 
 def installed_tensorflow_builds() -> list[str]:
-    from importlib import metadata
-
     found = []
     for name in ("tensorflow", "tensorflow-cpu"):
         try:
@@ -243,8 +243,6 @@ class _Watchdog:
         self._process = None
 
     def __enter__(self):
-        import subprocess
-
         self._process = subprocess.Popen(self._args, stdin=subprocess.PIPE)
         return self
 

@@ -24,25 +24,27 @@ import logging  # noqa: E402
 import os  # noqa: E402
 import time  # noqa: E402
 
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
 from absl import flags  # noqa: E402
 
-from mmali_tf import checks  # noqa: E402
+from mmali_tf import checkpointing, checks, rundir, training_data  # noqa: E402
+from mmali_tf.config import ExperimentConfig  # noqa: E402
+from mmali_tf.data import DATASETS, data_label, load_dataset  # noqa: E402
 from mmali_tf.errors import ConfigError, MMALIError  # noqa: E402
+from mmali_tf.evaluation import classifiers as clf  # noqa: E402
+from mmali_tf.evaluation import coherence, latent, metrics, report  # noqa: E402
 from mmali_tf.evaluation.progress import format_seconds  # noqa: E402
+from mmali_tf.model import MMALI  # noqa: E402
+from mmali_tf.paths import output_dir_problem  # noqa: E402
 
 CLASSIFIER_DIR_ENV = "MMALI_CLASSIFIER_DIR"
-
-
-def _metrics():
-    from mmali_tf.evaluation import metrics
-
-    return metrics
 
 
 def parse_metrics(items) -> tuple[str, ...]:
     """``["latent", "coherence"]`` → ``("latent", "cross", "joint", "synergy")``: registered groups
     (:mod:`mmali_tf.evaluation.metrics`) in registry order."""
-    return _metrics().parse_metrics(items)
+    return metrics.parse_metrics(items)
 
 
 METRIC_GROUPS = parse_metrics(["all"])
@@ -74,9 +76,6 @@ class EvalOptions:
 def load_classifiers(config, options: EvalOptions, workdir: str, print_fn=print) -> tuple[dict, dict]:
     """{modality: ModalityClassifier} and {modality: sidecar info}; one classifier per (kind, dataset), and per
     modality for datasets whose files are the modality's own (``Dataset.per_modality``, e.g. ``image``)."""
-    from mmali_tf.data import DATASETS, data_label, load_dataset
-    from mmali_tf.evaluation import classifiers as clf
-
     directory = options.resolved_classifier_dir(workdir)
     settings = clf.TrainSettings(epochs=options.classifier_epochs or None, seed=options.seed)
     d = config.data
@@ -103,8 +102,6 @@ def load_classifiers(config, options: EvalOptions, workdir: str, print_fn=print)
 def _expected_retracing_quiet():
     """Each metric builds its own tf.functions (closures over networks and data), so TensorFlow's "frequent
     retracing" warning is expected here; silence TensorFlow's Python warnings while evaluating."""
-    import tensorflow as tf
-
     logger = tf.get_logger()
     level = logger.level
     logger.setLevel(logging.ERROR)
@@ -132,8 +129,6 @@ class EvalContext:
 
     def __init__(self, model, config, workdir: str, options: EvalOptions, selected, classifiers: dict,
                  print_fn=print):
-        from mmali_tf.evaluation import coherence, latent
-
         self.model, self.config, self.workdir, self.options = model, config, workdir, options
         self.selected = tuple(selected)
         self.classifiers = classifiers
@@ -161,24 +156,16 @@ class EvalContext:
         return self.memo(key, timed)
 
     def test_splits(self) -> dict:
-        from mmali_tf import training_data
-
         return self._timed_load("test_splits", lambda: training_data.load_modalities(self.config, "test"))
 
     def train_splits(self) -> dict:
-        from mmali_tf import training_data
-
         return self._timed_load("train_splits", lambda: training_data.load_modalities(self.config, "train"))
 
     def test_pairs(self) -> dict:
-        from mmali_tf import training_data
-
         return self._timed_load("test_pairs", lambda: training_data.make_pairs(self.config, self.test_splits(),
                                                                                  "test"))
 
     def train_pairs(self) -> dict:
-        from mmali_tf import training_data
-
         return self._timed_load("train_pairs", lambda: training_data.make_pairs(self.config, self.train_splits(),
                                                                                   "train"))
 
@@ -187,19 +174,13 @@ class EvalContext:
 
 
 def _evaluate_model(model, config, workdir, step, checkpoint, options, print_fn, write, loaded, extra_notes) -> dict:
-    from mmali_tf import training_data
-    from mmali_tf.data import DATASETS
-    from mmali_tf.evaluation import classifiers as clf
-    from mmali_tf.evaluation import metrics as registry
-    from mmali_tf.evaluation import report
-
     clf.check_protocol(options.protocol)
     started = time.perf_counter()
-    selected, skipped = registry.select(config, options.metrics, options.explicit_metrics)
+    selected, skipped = metrics.select(config, options.metrics, options.explicit_metrics)
     for name, why in skipped.items():
         print_fn(f"metric {name} skipped: {why}")
     classifiers, classifier_info = {}, {}
-    if any(registry.METRICS.get(name).needs_classifiers for name in selected):
+    if any(metrics.METRICS.get(name).needs_classifiers for name in selected):
         if loaded is None:  # the command line loads them before the model (timed there, not here)
             t0 = time.perf_counter()
             loaded = load_classifiers(config, options, workdir, print_fn)
@@ -220,7 +201,7 @@ def _evaluate_model(model, config, workdir, step, checkpoint, options, print_fn,
     values: dict[str, float] = {}
     for name in selected:
         t0 = time.perf_counter()
-        values.update(registry.METRICS.get(name).run(ctx))
+        values.update(metrics.METRICS.get(name).run(ctx))
         ctx.timings[name] = time.perf_counter() - t0
 
     data = {}
@@ -271,11 +252,6 @@ def evaluate_in_training(model, workdir: str, step: int) -> dict | None:
     """Called by ``mmali_tf.train`` every ``eval_every`` steps and at the end: evaluate the live model's EMA nets
     with the default (clean) protocol and write the outputs. A user-facing error (e.g. a classifier failing its
     checksum) is printed as one line and training continues."""
-    import tensorflow as tf
-
-    from mmali_tf import checkpointing
-    from mmali_tf.evaluation import report
-
     latest = tf.train.latest_checkpoint(checkpointing.checkpoint_dir(workdir))
     checkpoint = latest if latest and latest.endswith(f"-{int(step)}") else None
     print(f"evaluating at step {step} (EMA networks)", flush=True)
@@ -302,7 +278,7 @@ def define_flags() -> None:
     flags.DEFINE_string("workdir", None, "Run directory written by mmali_tf.train (config.json, checkpoints/).",
                         required=True)
     flags.DEFINE_string("checkpoint", None, "Checkpoint to evaluate (default: the latest in <workdir>/checkpoints).")
-    flags.DEFINE_list("metrics", ["all"], _metrics().help_text())
+    flags.DEFINE_list("metrics", ["all"], metrics.help_text())
     flags.DEFINE_enum("protocol", "clean", ["clean", "reference"],
                       "clean: classifiers selected on held-out train data, posterior-mean probe, final epoch. "
                       "reference: the authors' protocol (test-set selection, always-on MNIST-classifier dropout, "
@@ -330,14 +306,6 @@ def define_flags() -> None:
 
 def main(argv) -> None:
     del argv
-    import keras
-
-    from mmali_tf import checkpointing, rundir
-    from mmali_tf.config import ExperimentConfig
-    from mmali_tf.evaluation import report
-    from mmali_tf.model import MMALI
-    from mmali_tf.paths import output_dir_problem
-
     started = time.perf_counter()
     workdir = F.workdir
     if not os.path.isdir(workdir):
@@ -348,7 +316,7 @@ def main(argv) -> None:
     if F.data_dir:
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, data_dir=F.data_dir))
     config = checks.check_registered(config.validate())
-    explicit = tuple(m.strip() for m in F.metrics if m.strip() in _metrics().METRICS)
+    explicit = tuple(m.strip() for m in F.metrics if m.strip() in metrics.METRICS)
     options = EvalOptions(metrics=parse_metrics(F.metrics), protocol=F.protocol, classifier_dir=F.classifier_dir,
                           train_classifiers=F.train_classifiers, classifier_epochs=F.classifier_epochs,
                           probe_epochs=F.probe_epochs, batch_size=F.batch_size, num_prior=F.num_prior,
@@ -371,8 +339,8 @@ def main(argv) -> None:
         checkpoint, step = checkpointing.restore_ema_only(model, workdir, F.checkpoint, weights=F.weights)
         print(f"evaluating {checkpoint} (step {step}, {F.weights} weights)", flush=True)
     loaded = None
-    selected, _ = _metrics().select(config, options.metrics, options.explicit_metrics)
-    if any(_metrics().METRICS.get(m).needs_classifiers for m in selected):
+    selected, _ = metrics.select(config, options.metrics, options.explicit_metrics)
+    if any(metrics.METRICS.get(m).needs_classifiers for m in selected):
         loaded = load_classifiers(config, options, workdir, print_fn=lambda s: print(s, flush=True))
     notes = (f"freshly initialised (untrained) model, seed {config.train.seed}; no checkpoint",) if F.untrained else ()
     record = evaluate_model(model, config, workdir, step, checkpoint, options,

@@ -63,8 +63,12 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import mmali_tf  # noqa: E402
-from mmali_tf import kinds, losses  # noqa: E402
+from absl import flags, logging  # noqa: E402
+
+from mmali_tf import checkpointing, checks, kinds, losses  # noqa: E402
+from mmali_tf.config import ExperimentConfig  # noqa: E402
 from mmali_tf.errors import MMALIError, os_reason  # noqa: E402
+from mmali_tf.model import MMALI  # noqa: E402
 from mmali_tf.paths import output_dir_problem  # noqa: E402
 
 METADATA_PATH = os.path.join("assets.extra", "mmali_metadata.json")
@@ -472,8 +476,6 @@ def format_signature(name: str, description: dict) -> str:
 # ---------------------------------------------------------------------------------------------- command line
 def define_flags() -> None:
     """The command-line flags; defined on demand (importing the module defines nothing)."""
-    from absl import flags
-
     flags.DEFINE_string("workdir", None, "Run directory written by mmali_tf.train (config.json, checkpoints/).",
                         required=True)
     flags.DEFINE_string("export_dir", None, "Target SavedModel directory, TF Serving layout <name>/<version>, "
@@ -484,12 +486,6 @@ def define_flags() -> None:
 
 def main(argv) -> None:
     del argv
-    from absl import flags, logging
-
-    from mmali_tf import checkpointing
-    from mmali_tf.config import ExperimentConfig
-    from mmali_tf.model import MMALI
-
     F = flags.FLAGS
     logging.set_verbosity(logging.ERROR)
     if not os.path.isdir(F.workdir):
@@ -497,7 +493,7 @@ def main(argv) -> None:
     check_target(os.path.abspath(F.export_dir), F.overwrite)  # fail before the slow part
     for line in clean_interrupted(F.export_dir):
         print(line, flush=True)
-    config = ExperimentConfig.from_json_file(os.path.join(F.workdir, "config.json"))
+    config = checks.check_registered(ExperimentConfig.from_json_file(os.path.join(F.workdir, "config.json")))
     model = MMALI(config)
     path, step = checkpointing.restore_ema_only(model, F.workdir, F.checkpoint)
     extra = {"checkpoint": os.path.abspath(path), "workdir": os.path.abspath(F.workdir),

@@ -14,6 +14,7 @@ import math
 import time
 
 import tensorflow as tf
+from tensorboard.plugins.hparams import api as hparams
 
 from mmali_tf.errors import TrainingDiverged
 
@@ -29,8 +30,6 @@ def format_duration(seconds: float) -> str:
 
 def write_config_summary(writer, config) -> None:
     """The resolved config as a text summary and as TensorBoard hparams (flattened dotted names)."""
-    from tensorboard.plugins.hparams import api as hparams
-
     flat = {}
 
     def walk(prefix, value):

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from absl import flags, logging
 
-from mmali_tf import cli
+from mmali_tf import cli, evaluate, training
+from mmali_tf.errors import ConfigError
 
 F = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Run directory (config, checkpoints, TensorBoard, samples).")
@@ -20,9 +21,7 @@ def main(argv) -> None:
     config = cli.config_from_flags()  # training.run resolves the "auto" settings and says why
     cli.exit_if_dry_run(config)
     if not F.workdir:
-        raise cli.ConfigError("--workdir is required (the run directory)")
-    from mmali_tf import training
-
+        raise ConfigError("--workdir is required (the run directory)")
     logging.set_verbosity(logging.WARNING)
     result = training.run(config, F.workdir, print_fn=lambda s: print(s, flush=True),
                           evaluate_fn=_evaluator(config))
@@ -37,8 +36,6 @@ def _evaluator(config):
     """In-training evaluation (mmali_tf.evaluate) if requested."""
     if not (config.train.eval_every or config.train.eval_at_end):
         return None
-    from mmali_tf import evaluate
-
     return lambda model, step: evaluate.evaluate_in_training(model, F.workdir, step)
 
 

@@ -11,6 +11,7 @@ from mmali_tf import kinds
 from mmali_tf.config import ExperimentConfig, ModalitySpec
 from mmali_tf.data import DATASETS, Split, load_dataset, pair_by_label, paired_batches
 from mmali_tf.data.dataset import INDEX
+from mmali_tf.data.pairing import pairing_summary as label_summary
 from mmali_tf.data.unpaired import build_pools, pooled_batches
 from mmali_tf.errors import ConfigError, DataError
 
@@ -74,8 +75,6 @@ def _where(split: Split) -> str:
 def pairing_summary(config: ExperimentConfig, pairs: dict[str, np.ndarray]) -> str:
     """One line about the tuples, e.g. "1,682,040 pairs (dm=30); distinct images per modality: ..." or
     "88,550 pairs by row; distinct examples per modality: caption 88,550 (each once), image 8,855 (each 10x)"."""
-    from mmali_tf.data import pairing_summary as label_summary
-
     if pairing_mode(config) != INDEX:
         return label_summary(pairs)
     names = list(pairs)

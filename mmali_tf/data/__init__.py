@@ -25,7 +25,7 @@ __all__ = [
 
 def __getattr__(name):
     if name in _PIPELINE_NAMES:
-        from mmali_tf.data import pipeline
+        from mmali_tf.data import pipeline  # deferred: TensorFlow, not needed by the numpy-only users
 
         return getattr(pipeline, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -45,7 +45,7 @@ def _raw_digits() -> tuple[np.ndarray, np.ndarray]:
         table = np.loadtxt(path, delimiter=",", dtype=np.float32)
         pixels, target = table[:, :64], table[:, 64]
     except (OSError, ValueError, IndexError):
-        from sklearn.datasets import load_digits
+        from sklearn.datasets import load_digits  # deferred: sklearn is slow to import; fallback only
 
         d = load_digits()
         pixels, target = d.data, d.target

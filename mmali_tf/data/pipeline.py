@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from typing import Iterator, Mapping, Sequence
 
+import time
+
 import numpy as np
 import tensorflow as tf
 
@@ -167,8 +169,6 @@ def unimodal_batches(images: np.ndarray, batch_size: int) -> tf.data.Dataset:
 
 def measure_rate(dataset: tf.data.Dataset, steps: int = 200) -> float:
     """Elements (steps) per second delivered by ``dataset`` over ``steps`` elements after a short warm-up."""
-    import time
-
     it = iter(dataset)
     for _ in range(max(5, steps // 10)):
         next(it)

@@ -30,6 +30,7 @@ import time
 from typing import Callable, Sequence
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 from mmali_tf.data.sources import STANDIN_MARKER  # noqa: F401  (re-exported for the tool)
 from mmali_tf.errors import ConfigError, DataError
@@ -75,7 +76,7 @@ def font_paths() -> list[str]:
     """Absolute paths of the TrueType faces used, from matplotlib's bundled font directory."""
     global _FONT_PATHS
     if _FONT_PATHS is None:
-        import matplotlib
+        import matplotlib  # deferred: slow to import, only to find its bundled DejaVu font
 
         font_dir = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "fonts", "ttf")
         paths = [os.path.join(font_dir, f) for f in FONT_FILES if os.path.isfile(os.path.join(font_dir, f))]
@@ -89,8 +90,6 @@ def _font(index: int, size: int):
     key = (index, size)
     font = _FONT_CACHE.get(key)
     if font is None:
-        from PIL import ImageFont
-
         font = ImageFont.truetype(font_paths()[index], size)
         _FONT_CACHE[key] = font
     return font
@@ -112,8 +111,6 @@ def _height_per_point(index: int) -> float:
 
 def _glyph_masks(label: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
     """Fill mask (and optional outline mask) of one 32x32 crop, float32 0..1."""
-    from PIL import Image, ImageDraw
-
     n_fonts = len(font_paths())
     fi = int(rng.integers(n_fonts))
     height = rng.uniform(15.0, 28.0)
@@ -305,7 +302,7 @@ def render_standin(class_counts: Sequence[int], seed: int, *, stream: int = 0, w
 
 def write_svhn_mat(path, images: np.ndarray, labels: np.ndarray) -> None:
     """Writes SVHN's layout: X (32, 32, 3, N) uint8 and y (N, 1) uint8 with 10 meaning digit 0."""
-    import scipy.io
+    import scipy.io  # deferred: scipy is only needed to write the .mat files
 
     images = np.asarray(images)
     labels = np.asarray(labels)

@@ -37,7 +37,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from mmali_tf import losses
+from mmali_tf import kinds, losses
+from mmali_tf.data.pipeline import to_model_input
 from mmali_tf.evaluation import cca
 from mmali_tf.evaluation.coherence import subset_of_pairs
 from mmali_tf.evaluation.latent import encode_split
@@ -61,9 +62,6 @@ def kind_views(config, names) -> tuple[dict, dict]:
     """({name: examples -> float32 [N, D] CCA vectors}, {name: view tag}) from each modality's kind
     (:meth:`~mmali_tf.kinds.base.ModalityKind.cca_view`): feature vectors as they are (no tag), images scaled to
     [0, 1] as the networks see them and pooled (tag ``"<kind>:<input shape>"``)."""
-    from mmali_tf import kinds
-    from mmali_tf.data.pipeline import to_model_input
-
     specs = {s.name: s for s in config.model.modalities}
     views, tags = {}, {}
     for name in names:

@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from mmali_tf import losses
+from mmali_tf.data.pipeline import to_model_input
 from mmali_tf.errors import ConfigError
 from mmali_tf.evaluation.progress import Progress
 
@@ -47,8 +48,6 @@ def encode_split(encoder, images: np.ndarray, batch_size: int = 1000, jit_compil
                  label: str = "encode", print_fn=print) -> tuple[np.ndarray, np.ndarray]:
     """``encoder`` over ``images`` (uint8 NHWC images or float32 feature vectors, converted as the training
     pipeline does) in batches: (mean, logvar), each float32 [N, L]."""
-    from mmali_tf.data.pipeline import to_model_input
-
     @tf.function(jit_compile=jit_compile)
     def run(x):
         return losses.split_gaussian(encoder(to_model_input(x), training=False))

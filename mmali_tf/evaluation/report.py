@@ -8,6 +8,9 @@ import json
 import math
 import os
 
+import keras
+import tensorflow as tf
+
 from mmali_tf.atomic_files import write_text_atomic
 from mmali_tf.constants import FEATURES
 from mmali_tf.kinds import KINDS
@@ -43,9 +46,6 @@ def split_record(split) -> dict:
 def build_record(*, metrics: dict[str, float], protocol: str, step: int, checkpoint: str | None, workdir: str,
                  data: dict, pairing: dict | None, classifiers: dict, settings: dict, wall_time: float,
                  timings: dict, notes: list[str] | None = None) -> dict:
-    import keras
-    import tensorflow as tf
-
     return {
         "schema": SCHEMA,
         "metrics": {k: float(v) for k, v in sorted(metrics.items())},
@@ -179,8 +179,6 @@ def tensorboard_tag(key: str, protocol: str, weights: str = "ema") -> str:
 
 
 def log_tensorboard(logdir: str, metrics: dict[str, float], step: int, protocol: str, weights: str = "ema") -> None:
-    import tensorflow as tf
-
     writer = tf.summary.create_file_writer(logdir)
     with writer.as_default():
         for key, value in sorted(metrics.items()):

@@ -28,7 +28,7 @@ import time
 
 from absl import flags
 
-from mmali_tf import cli
+from mmali_tf import cli, configs
 from mmali_tf.atomic_files import write_text_atomic
 from mmali_tf.errors import MMALIError
 from mmali_tf.evaluate import parse_metrics
@@ -102,8 +102,6 @@ def kept_checkpoint(workdir: str, step: int) -> str | None:
 def describe(preset: str) -> dict:
     """The discriminator kind, modality count, EMA start and probed modality (the first: MultiMNIST's upright one)
     of ``preset``."""
-    from mmali_tf import configs
-
     config = configs.get(preset)
     return {"discriminator": config.model.discriminator, "modalities": len(config.model.modalities),
             "ema_start": config.train.ema_start, "probe_modality": config.model.modalities[0].name}
@@ -165,10 +163,10 @@ def column(rows: list[dict], key: str) -> list[float]:
 
 def plot(records: list[dict], path: str) -> None:
     """The two-panel learning-curve figure of ``records`` at ``path``."""
-    import matplotlib
+    import matplotlib  # deferred: only the plot step needs it (slow import)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: must follow matplotlib.use("Agg")
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 8.5), sharex=True)
     colours = {}

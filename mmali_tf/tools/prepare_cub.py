@@ -46,9 +46,13 @@ import numpy as np
 from absl import flags
 
 from mmali_tf import cli
-from mmali_tf.data import cub_features as cf
-from mmali_tf.errors import ConfigError, DataError
-from mmali_tf.tools import flag_checks
+
+import keras  # noqa: E402  (after cli: TensorFlow loads with its banners filtered)
+from PIL import Image  # noqa: E402
+
+from mmali_tf.data import cub_features as cf  # noqa: E402
+from mmali_tf.errors import ConfigError, DataError  # noqa: E402
+from mmali_tf.tools import flag_checks  # noqa: E402
 
 EMBEDDINGS_PICKLE = "char-CNN-RNN-embeddings.pickle"
 FILENAMES_PICKLE = "filenames.pickle"
@@ -135,8 +139,6 @@ def read_birds_split(birds_dir: str, split: str) -> tuple[np.ndarray, list[str],
 
 def image_paths(cub_dir: str, filenames: list[str]) -> list[str]:
     """``<cub_dir>/images/<name>.jpg`` per name; each must exist and open as an image (header only)."""
-    from PIL import Image
-
     paths = [os.path.join(cub_dir, "images", f"{name}.jpg") for name in filenames]
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
@@ -153,8 +155,6 @@ def image_paths(cub_dir: str, filenames: list[str]) -> list[str]:
 
 def load_pixels(path: str, pixels: str) -> np.ndarray:
     """float32 [224, 224, 3]: RGB, bilinear resize ignoring aspect, then [0, 1] ('unit') or caffe preprocessing."""
-    from PIL import Image
-
     try:
         with Image.open(path) as image:
             rgb = image.convert("RGB").resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR)
@@ -163,16 +163,12 @@ def load_pixels(path: str, pixels: str) -> np.ndarray:
         raise DataError(f"{path}: cannot decode image ({type(e).__name__}: {e})") from None
     if pixels == "unit":
         return array / np.float32(255.0)
-    import keras
-
     return keras.applications.resnet.preprocess_input(array)
 
 
 def build_resnet(weights: str | None):
     """ResNet101 without its classifier, average pooled: [B, 224, 224, 3] → [B, 2048]. ``weights`` is a file path,
     ``"none"`` (random) or None (Keras' ImageNet weights, downloaded)."""
-    import keras
-
     source = None if weights == RANDOM_WEIGHTS else ("imagenet" if weights is None else weights)
     try:
         return keras.applications.ResNet101(include_top=False, weights=source, pooling="avg",

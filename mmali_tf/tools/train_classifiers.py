@@ -21,8 +21,10 @@ from absl import flags
 
 from mmali_tf import cli
 from mmali_tf.config import ExperimentConfig
-from mmali_tf.data.datasets import DATASETS
+from mmali_tf.data.datasets import DATASETS, data_label, load_dataset
 from mmali_tf.errors import ConfigError
+from mmali_tf.evaluation import classifiers as clf
+from mmali_tf.evaluation.classifiers import KINDS as CLASSIFIER_KINDS
 from mmali_tf.tools import flag_checks
 
 F = flags.FLAGS
@@ -55,8 +57,6 @@ def parse_datasets(items) -> list[tuple[str, str, str | None]]:
     """``["mnist:mnist", "image:image:photo", ...]`` -> ``[("mnist", "mnist", None), ("image", "image", "photo"),
     ...]``; :class:`ConfigError` for an entry that is not ``dataset:kind`` with a known dataset and a network kind
     with a classifier, plus ``:modality`` exactly when the dataset's files are named after the modality."""
-    from mmali_tf.evaluation.classifiers import KINDS as CLASSIFIER_KINDS
-
     out = []
     for item in items:
         dataset, _, rest = item.partition(":")
@@ -89,8 +89,6 @@ def targets() -> tuple[list[tuple[str, str, str | None]], str | None, str]:
     """The (dataset, kind, modality or None) entries to train, the data directory and the classifier directory of
     the flags."""
     if F.workdir:
-        from mmali_tf.evaluation.classifiers import KINDS as CLASSIFIER_KINDS
-
         config = run_config(F.workdir)
         # Kinds without a classifier (feature kinds) have nothing to train.
         pairs = parse_datasets(f"{spec.dataset}:{spec.kind}"
@@ -104,10 +102,6 @@ def targets() -> tuple[list[tuple[str, str, str | None]], str | None, str]:
 
 def main(argv) -> None:
     del argv
-    from mmali_tf.data import load_dataset
-    from mmali_tf.evaluation import classifiers as clf
-    from mmali_tf.evaluation.report import data_label
-
     pairs, data_dir, out_dir = targets()
     settings = clf.TrainSettings(epochs=F.epochs or None, seed=F.seed)
     rows = []
